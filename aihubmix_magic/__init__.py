@@ -1,0 +1,91 @@
+"""aihubmix-magic: prompt any model on AiHubMix from a Jupyter cell.
+
+    %load_ext aihubmix_magic
+    %aihubmix key                      # or AIHUBMIX_API_KEY in the environment; `%aihubmix demo` needs none
+
+    %%aihubmix -m gpt-4o-mini
+    Explain what a p-value is, in three bullet points.
+
+    from aihubmix_magic import last_response
+    last_response().text
+
+Importing the package is light: IPython's magic machinery, ipywidgets and nbformat load only when used.
+"""
+
+from ._client import Client
+from ._exceptions import (
+    AihubmixError,
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InternalServerError,
+    MissingKeyError,
+    ModelNotFoundError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamInterruptedError,
+)
+from ._response import Response, ToolCall, Usage
+from ._session import history, last_response
+from ._settings import Settings, settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AihubmixError",
+    "APIConnectionError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "InternalServerError",
+    "MissingKeyError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Response",
+    "Settings",
+    "StreamInterruptedError",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "history",
+    "last_response",
+    "load_ipython_extension",
+    "settings",
+    "unload_ipython_extension",
+]
+
+_loaded = None
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext aihubmix_magic`: register the magics and the one-line display of our errors."""
+    global _loaded
+    from ._magics import AihubmixMagics, show_error
+
+    if _loaded is not None:
+        _loaded.unlink()
+    _loaded = AihubmixMagics(shell=ipython)
+    ipython.register_magics(_loaded)
+    ipython.user_ns.setdefault("last_response", last_response)
+    if not ipython.custom_exceptions or ipython.custom_exceptions == (AihubmixError,):
+        ipython.set_custom_exc((AihubmixError,), show_error)
+
+
+def unload_ipython_extension(ipython) -> None:
+    global _loaded
+    if ipython.custom_exceptions == (AihubmixError,):
+        ipython.set_custom_exc((), None)
+    if _loaded is not None:
+        _loaded.unlink()
+        _loaded = None

@@ -1,0 +1,247 @@
+"""`%%aihubmix` (prompt a model) and `%aihubmix` (key, config, models, use, demo, help)."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import TraitError, link
+
+from . import _session
+from ._display import NotebookView, TerminalView, consume
+from ._exceptions import AihubmixError, StreamInterruptedError
+from ._settings import ENDPOINTS, REASONING_EFFORTS, SETTING_NAMES, SettingTraits, settings
+
+__all__ = ["AihubmixMagics", "show_error"]
+
+SUBCOMMANDS = {
+    "key": "ask for the API key (hidden input); it stays in this kernel's memory only",
+    "config": "show the settings (the key masked)",
+    "models [FILTER]": "list the model ids this key may use (/v1/models), optionally filtered",
+    "use MODEL": "make MODEL the default for the next cells",
+    "demo [auto|off]": "answer from the built-in simulator (no key, no network); `auto`: only when no key is "
+                       "set; `off` goes back",
+    "help": "this help",
+}
+
+
+def _prompt_options(func):
+    """The options of a prompt cell, shared by every cell mode."""
+    decorators = [
+        magic_arguments(),
+        argument("-m", "--model", help="model id (default: settings.model)"),
+        argument("-e", "--endpoint", choices=ENDPOINTS, help="chat (default) or responses"),
+        argument("-s", "--system", help="system prompt (instructions on the responses endpoint)"),
+        argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2"),
+        argument("--top-p", type=float, help="nucleus sampling, 0 to 1"),
+        argument("--max-tokens", type=int, help="longest answer in tokens (max_output_tokens on responses)"),
+        argument("-r", "--reasoning-effort", choices=REASONING_EFFORTS, help="reasoning effort"),
+        argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming"),
+        argument("-o", "--out", metavar="VAR", help="also store the Response in the variable VAR"),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@magics_class
+class AihubmixMagics(Magics, SettingTraits):
+    """Magics for AiHubMix. Every setting is configurable: `%config AihubmixMagics.model = "gpt-4o"`."""
+
+    def __init__(self, shell=None, **kwargs) -> None:
+        super().__init__(shell=shell, **kwargs)
+        configured = self.config.get(type(self).__name__, {})
+        self._links = []
+        for name in SETTING_NAMES:  # one source of truth: these traits mirror `settings`
+            if name in configured:
+                setattr(settings, name, getattr(self, name))
+            self._links.append(link((settings, name), (self, name)))
+
+    def unlink(self) -> None:
+        for pair in self._links:
+            pair.unlink()
+        self._links = []
+
+    @_prompt_options
+    @line_cell_magic
+    def aihubmix(self, line: str, cell: str | None = None):
+        """Prompt a model on AiHubMix: the cell below the `%%aihubmix` line is the prompt.
+
+        Every cell stands alone: the answer is streamed into the output as Markdown, with a footer
+        (model · endpoint · tokens · first token · tokens/s · time). `last_response()` returns it.
+
+        As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] | help
+        """
+        if cell is None:
+            return self._subcommand(line)
+        args = parse_argstring(self.aihubmix, line)
+        prompt = cell.strip()
+        if not prompt:
+            raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
+        params = self._resolve(args)
+        return self._prompt(prompt, params, out=args.out)
+
+    # -- a prompt cell -----------------------------------------------------------------------------------
+    def _resolve(self, args) -> dict:
+        """The settings, overridden by this cell's options; bad values raise UsageError (nothing sent)."""
+        params = {name: getattr(settings, name) for name in SETTING_NAMES}
+        overrides = {
+            "model": args.model, "endpoint": args.endpoint, "system": args.system,
+            "temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens,
+            "reasoning_effort": args.reasoning_effort,
+        }
+        checker = SettingTraits()
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            try:
+                setattr(checker, name, value)
+            except TraitError as exc:
+                raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
+            params[name] = value
+        if not params["model"].strip():
+            raise UsageError("No model: use -m MODEL or `%aihubmix use MODEL`.")
+        if args.no_stream:
+            params["stream"] = False
+        return params
+
+    def _view(self):
+        mode = settings.display
+        if mode == "auto":
+            mode = "notebook" if getattr(self.shell, "kernel", None) is not None else "terminal"
+        return NotebookView() if mode == "notebook" else TerminalView()
+
+    def _prompt(self, prompt: str, params: dict, *, out: str | None = None):
+        client = _session.client()
+        view = self._view()
+        retries: list[str] = []
+
+        def on_retry(number: int, delay: float, reason: str) -> None:
+            retries.append(reason)
+            view.note(f"retrying in {delay:.1f} s ({reason})")
+
+        kwargs = dict(model=params["model"], stream=params["stream"], temperature=params["temperature"],
+                      top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry)
+        try:
+            if params["endpoint"] == "chat":
+                response = client.chat(prompt, system=params["system"] or None,
+                                       max_tokens=params["max_tokens"], **kwargs)
+            else:
+                response = client.respond(prompt, instructions=params["system"] or None,
+                                          max_output_tokens=params["max_tokens"], **kwargs)
+        except AihubmixError as exc:
+            if exc.response is not None:
+                self._keep(exc.response, out)
+            raise
+        self._keep(response, out)
+        status = self._status_line(retries)
+        try:
+            if response.stream and not response.done:
+                consume(response, view)
+        except KeyboardInterrupt:
+            view.finish(response, status)
+            raise StreamInterruptedError(
+                f"Interrupted: the stream was stopped; the {len(str(response)):,} characters received are kept "
+                "in last_response()."
+            ) from None
+        except AihubmixError:
+            view.finish(response, status)
+            raise
+        view.finish(response, status)
+        return None
+
+    def _status_line(self, retries: list[str]) -> str | None:
+        parts = []
+        if retries:
+            parts.append(f"{len(retries)} retr{'y' if len(retries) == 1 else 'ies'}")
+        if settings.demo:
+            parts.append("simulated")
+        return " · ".join(parts) or None
+
+    def _keep(self, response, out: str | None) -> None:
+        _session.record(response)
+        if out:
+            self.shell.user_ns[out] = response
+
+    # -- %aihubmix SUBCOMMAND ----------------------------------------------------------------------------
+    def _subcommand(self, line: str):
+        words = line.split()
+        if not words:
+            return self._help()
+        command, rest = words[0], words[1:]
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None:
+            raise UsageError(f"Unknown subcommand {command!r}: use one of {', '.join(_names())} (`%aihubmix help`).")
+        return handler(rest)
+
+    def _cmd_help(self, rest):
+        return self._help()
+
+    def _help(self):
+        lines = ["%%aihubmix [options]  — the cell is the prompt; `%%aihubmix?` lists the options", ""]
+        lines += [f"%aihubmix {name:<16} {text}" for name, text in SUBCOMMANDS.items()]
+        print("\n".join(lines))
+
+    def _cmd_key(self, rest):
+        if rest:
+            raise UsageError("`%aihubmix key` takes no argument (a key typed in a cell would be saved in the "
+                             "notebook); it asks for the key with hidden input.")
+        import getpass
+
+        key = getpass.getpass("AiHubMix API key: ")
+        if not key.strip():
+            raise UsageError("No key entered; nothing changed.")
+        settings.set_key(key)
+        print(f"Key set ({settings.masked_key()}); it stays in this kernel's memory only.")
+
+    def _cmd_config(self, rest):
+        rows = [(name, repr(value)) for name, value in settings.values().items()]
+        rows.append(("key", settings.masked_key()))
+        if settings.demo:
+            rows.append(("demo", "on (answers are simulated)"))
+        width = max(len(name) for name, _ in rows)
+        print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
+    def _cmd_models(self, rest):
+        needle = " ".join(rest).lower()
+        models = _session.client().models()
+        rows = [m for m in models if needle in str(m["id"]).lower()]
+        rows.sort(key=lambda m: str(m["id"]))
+        if not rows:
+            print(f"No model matches {needle!r} ({len(models)} models in all).")
+            return
+        from IPython.display import display
+
+        table = ["| model | owned by |", "|---|---|"]
+        table += [f"| `{m['id']}` | {m.get('owned_by', '')} |" for m in rows]
+        plain = "\n".join(f"{m['id']:<40} {m.get('owned_by', '')}" for m in rows)
+        display({"text/markdown": "\n".join(table), "text/plain": plain}, raw=True)
+
+    def _cmd_use(self, rest):
+        if len(rest) != 1:
+            raise UsageError("Usage: %aihubmix use MODEL")
+        settings.model = rest[0]
+        print(f"Model: {settings.model}")
+
+    def _cmd_demo(self, rest):
+        from . import _demo
+
+        if rest == ["off"]:
+            print(_demo.stop(settings))
+        elif rest == ["auto"] and settings.has_key and not settings.demo:
+            print(f"Using {settings.base_url} with the key {settings.masked_key()} (no demo: a key is set).")
+        elif not rest or rest == ["auto"]:
+            print(_demo.start(settings))
+        else:
+            raise UsageError("Usage: %aihubmix demo [auto|off]  (auto: only if no key is set)")
+
+
+def _names() -> list[str]:
+    return [name.split()[0] for name in SUBCOMMANDS]
+
+
+def show_error(shell, etype, value, tb, tb_offset=None):
+    """Our errors are shown as one line, never as a traceback of our internals."""
+    stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb

@@ -1,0 +1,240 @@
+"""The value objects users hold: Response, Usage, ToolCall.
+
+A Response is created before the first byte arrives. A streamed one fills in as it is iterated
+(`for delta in response`), a non-streamed one is complete at once; either way it ends with the same
+fields, whichever endpoint produced it. `repr` is short and safe at any point.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._exceptions import AihubmixError, APIConnectionError
+from ._streams import Accumulator, Delta
+
+__all__ = ["Response", "ToolCall", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts with the same names for both endpoints (chat's prompt/completion are mapped)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def from_json(cls, usage: dict | None) -> Usage | None:
+        if not usage:
+            return None
+        details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+        input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+        output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+        return cls(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=_int(usage.get("total_tokens")) or input_tokens + output_tokens,
+            reasoning_tokens=_int(details_out.get("reasoning_tokens")),
+            cached_tokens=_int(details_in.get("cached_tokens")),
+        )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for; `arguments` is the JSON text as sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def parsed_arguments(self) -> Any:
+        return json.loads(self.arguments or "{}")
+
+
+@dataclass(eq=False)
+class Response:
+    """One answer from `/v1/chat/completions` or `/v1/responses`.
+
+    Fields: `text`, `reasoning`, `tool_calls`, `model`, `endpoint` ("chat" | "responses"), `id`,
+    `status` ("in_progress" | "completed" | "incomplete" | "failed" | "cancelled"), `finish_reason`,
+    `error` (an AihubmixError or None), `usage`, `raw` (the final JSON as the non-streamed endpoint
+    returns it), `request` (the body sent, never the key), `time_to_first_token` and `elapsed` (seconds).
+    """
+
+    endpoint: str
+    request: dict
+    stream: bool = False
+    model: str = ""
+    id: str | None = None
+    status: str = "in_progress"
+    finish_reason: str | None = None
+    error: AihubmixError | None = None
+    usage: Usage | None = None
+    raw: dict | None = None
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    time_to_first_token: float | None = None
+    elapsed: float | None = None
+    parsed: Any = None
+    cached: bool = False
+    _text: str = ""
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+    _accumulator: Accumulator | None = field(default=None, repr=False)
+    _source: Iterator[dict] | None = field(default=None, repr=False)
+    _close: Callable[[], None] | None = field(default=None, repr=False)
+    _abort: Callable[[], None] | None = field(default=None, repr=False)
+    _cancelled: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            self.model = str(self.request.get("model", ""))
+
+    # -- reading ---------------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        """The answer's text; for a stream not read yet, reads it to the end first."""
+        if self._source is not None and self.status == "in_progress":
+            for _ in self.iter_deltas():
+                pass
+        return self._current_text()
+
+    @property
+    def done(self) -> bool:
+        return self.status != "in_progress"
+
+    def _current_text(self) -> str:
+        if self._accumulator is not None and self.status == "in_progress":
+            return self._accumulator.text()
+        return self._text
+
+    def __iter__(self) -> Iterator[str]:
+        """The text deltas of a streamed answer as they arrive (all the text at once if not streamed)."""
+        for kind, text in self.iter_deltas():
+            if kind == "text":
+                yield text
+
+    def iter_deltas(self) -> Iterator[Delta]:
+        """(kind, text) pairs as they arrive, kind being "text" or "reasoning".
+
+        A broken stream raises its AihubmixError after recording what arrived; an interrupt
+        (KeyboardInterrupt, or closing the generator) closes the connection and marks it cancelled.
+        """
+        if self._source is None:
+            if self.reasoning:
+                yield ("reasoning", self.reasoning)
+            if self._text:
+                yield ("text", self._text)
+            return
+        source, self._source = self._source, None
+        accumulator = self._accumulator
+        assert accumulator is not None
+        try:
+            for event in source:
+                deltas = accumulator.feed(event)
+                if deltas:
+                    if self.time_to_first_token is None:
+                        self.time_to_first_token = time.perf_counter() - self._started
+                    yield from deltas
+            accumulator.end()
+        except AihubmixError as exc:
+            if self._cancelled:  # the connection was shut down on purpose: not a failure
+                self._finish(None, "cancelled")
+                return
+            self._finish(exc, "failed")
+            exc.response = self
+            raise
+        except (KeyboardInterrupt, GeneratorExit):
+            self._finish(None, "cancelled")
+            raise
+        except BaseException as exc:  # a bug of ours must not lose the partial text either
+            self._finish(APIConnectionError(f"The stream failed: {exc}"), "failed")
+            raise
+        else:
+            self._finish(None, None)
+
+    def cancel(self) -> None:
+        """Stop a stream from another thread: the socket is shut down, which wakes a blocked read."""
+        self._cancelled = True
+        if self._abort is not None and self.status == "in_progress":
+            try:
+                self._abort()
+            except OSError:  # already closed
+                pass
+
+    def close(self) -> None:
+        """Stop a stream that is still running (its text so far is kept, status "cancelled")."""
+        if self._source is not None:
+            self._source = None
+            self._finish(None, "cancelled")
+
+    def _finish(self, error: AihubmixError | None, status: str | None) -> None:
+        accumulator = self._accumulator
+        if self._close is not None:
+            close, self._close = self._close, None
+            try:
+                close()
+            except Exception:  # closing a broken connection may fail again; nothing to keep from it
+                pass
+        if accumulator is not None:
+            self._text = accumulator.text()
+            self._set_final(accumulator.raw(), streamed_text=True)
+            self._accumulator = None
+            if accumulator.error is not None and error is None:
+                error = accumulator.error
+        if status is not None:
+            self.status = status
+        if error is not None:
+            self.error = error
+            if self.status not in ("cancelled",):
+                self.status = "failed"
+        self.elapsed = time.perf_counter() - self._started
+
+    def _set_final(self, raw: dict, *, streamed_text: bool = False) -> None:
+        """Take every field from the final JSON (the same code for streamed and non-streamed answers)."""
+        from ._streams import fields_from_raw
+
+        fields = fields_from_raw(self.endpoint, raw)
+        self.raw = raw
+        self.id = fields["id"] or self.id
+        self.model = fields["model"] or self.model
+        self.finish_reason = fields["finish_reason"]
+        self.status = fields["status"]
+        self.usage = fields["usage"]
+        self.reasoning = fields["reasoning"]
+        self.tool_calls = fields["tool_calls"]
+        if not streamed_text:
+            self._text = fields["text"]
+        self.error = fields["error"]
+
+    # -- presentation ----------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return self._current_text()
+
+    def __repr__(self) -> str:
+        text = self._current_text()
+        preview = text[:40].replace("\n", " ") + ("…" if len(text) > 40 else "")
+        tokens = f", tokens={self.usage.input_tokens}->{self.usage.output_tokens}" if self.usage else ""
+        error = f", error={type(self.error).__name__}" if self.error else ""
+        cached = ", cached" if self.cached else ""
+        return (
+            f"<Response {self.endpoint} model={self.model!r} status={self.status}{tokens}{error}{cached} "
+            f"text={preview!r} ({len(text)} chars)>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        text = self._current_text()
+        if self.reasoning:
+            quoted = "\n".join("> " + line for line in self.reasoning.splitlines())
+            return f"{quoted}\n\n{text}"
+        return text

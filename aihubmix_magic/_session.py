@@ -1,0 +1,43 @@
+"""The kernel session's state: the shared Client and the answers received so far, in order."""
+
+from __future__ import annotations
+
+from ._client import Client
+from ._response import Response
+from ._settings import Settings, settings
+
+__all__ = ["client", "history", "last_response", "record"]
+
+_history: list = []
+_client: Client | None = None
+
+
+def client(current: Settings = settings) -> Client:
+    """The session's Client, kept across cells (one connection pool), synced with the settings."""
+    global _client
+    if _client is None:
+        _client = Client(current.api_key, current.base_url, timeout=current.timeout,
+                         connect_timeout=current.connect_timeout, max_retries=current.max_retries)
+    _client.api_key = current.api_key
+    if _client.base_url != current.base_url:
+        _client.base_url = current.base_url
+    if (_client.timeout.read, _client.timeout.connect) != (current.timeout, current.connect_timeout):
+        _client.set_timeout(current.timeout, current.connect_timeout)
+    _client.max_retries = current.max_retries
+    _client.app_code = current.app_code or None
+    return _client
+
+
+def record(response: Response) -> Response:
+    _history.append(response)
+    return response
+
+
+def history() -> list:
+    """Every answer of this session, oldest first."""
+    return list(_history)
+
+
+def last_response():
+    """The newest answer (a Response), or None before the first one."""
+    return _history[-1] if _history else None

@@ -1,0 +1,127 @@
+"""The settings the magic uses: one traitlets object, `aihubmix_magic.settings`.
+
+Precedence, highest first: options on a `%%aihubmix` line (that cell only) > `%config AihubmixMagics.x`,
+`%aihubmix use …`, the control panel or `settings.x = …` > the environment (AIHUBMIX_API_KEY,
+AIHUBMIX_BASE_URL, AIHUBMIX_MODEL) > built-in defaults.
+
+The API key is deliberately not a trait: traits are shown by `%config`, synced to widgets and saved in
+widget state. It lives in a private attribute, and only `has_key` is public.
+"""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
+
+from ._client import DEFAULT_BASE_URL, mask_key, validate_base_url
+
+__all__ = ["ENDPOINTS", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
+
+ENDPOINTS = ("chat", "responses")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class SettingTraits(HasTraits):
+    """The traits shared by Settings and the magics class (which makes them configurable)."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model id, e.g. gpt-4o-mini (see `%aihubmix models`).").tag(config=True)
+    endpoint = Enum(ENDPOINTS, default_value="chat", help="chat (/v1/chat/completions) or responses (/v1/responses).").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Sampling temperature, 0–2; None leaves the model's default.").tag(config=True)
+    top_p = Float(None, allow_none=True, help="Nucleus sampling, 0–1; None leaves the model's default.").tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Longest answer in tokens (max_output_tokens on responses).").tag(config=True)
+    reasoning_effort = Enum(REASONING_EFFORTS, default_value=None, allow_none=True,
+                            help="Reasoning effort: none, minimal, low, medium, high, xhigh; None leaves it off.").tag(config=True)
+    stream = Bool(True, help="Stream the answer as it is generated.").tag(config=True)
+    system = Unicode("", help="System prompt (instructions on the responses endpoint).").tag(config=True)
+    base_url = Unicode(DEFAULT_BASE_URL, help="Base URL of the OpenAI-compatible API.").tag(config=True)
+    timeout = Float(300.0, help="Read timeout in seconds.").tag(config=True)
+    connect_timeout = Float(10.0, help="Connect timeout in seconds.").tag(config=True)
+    max_retries = Int(2, help="Retries for connect errors, timeouts, 408/409/429/5xx (0 disables).").tag(config=True)
+    app_code = Unicode("", help="Optional AiHubMix APP-Code header; off when empty.").tag(config=True)
+    display = Enum(("auto", "notebook", "terminal"), default_value="auto",
+                   help="How answers are shown: auto-detect, Markdown in a notebook, or plain text.").tag(config=True)
+
+    @validate("temperature")
+    def _check_temperature(self, proposal):
+        return _in_range("temperature", proposal["value"], 0.0, 2.0)
+
+    @validate("top_p")
+    def _check_top_p(self, proposal):
+        return _in_range("top_p", proposal["value"], 0.0, 1.0)
+
+    @validate("max_tokens")
+    def _check_max_tokens(self, proposal):
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise TraitError(f"max_tokens must be a positive whole number, not {value}")
+        return value
+
+    @validate("timeout", "connect_timeout")
+    def _check_timeout(self, proposal):
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
+        return proposal["value"]
+
+    @validate("max_retries")
+    def _check_retries(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError("max_retries must be 0 or more")
+        return proposal["value"]
+
+    @validate("base_url")
+    def _check_base_url(self, proposal):
+        try:
+            return validate_base_url(proposal["value"])
+        except Exception as exc:
+            raise TraitError(str(exc)) from None
+
+
+def _in_range(name: str, value: float | None, low: float, high: float) -> float | None:
+    if value is not None and not low <= value <= high:
+        raise TraitError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
+SETTING_NAMES = tuple(SettingTraits.class_trait_names())
+
+
+class Settings(SettingTraits):
+    """The single source of truth the magic, the panel and `%config` share."""
+
+    has_key = Bool(False, read_only=True, help="Whether an API key is set (the key itself is never a trait).")
+    demo = Bool(False, help="True while the session talks to the built-in simulator.")
+
+    def __init__(self, **kwargs) -> None:
+        env_model = os.environ.get("AIHUBMIX_MODEL")
+        env_url = os.environ.get("AIHUBMIX_BASE_URL")
+        if env_model:
+            kwargs.setdefault("model", env_model)
+        if env_url:
+            kwargs.setdefault("base_url", env_url)
+        super().__init__(**kwargs)
+        self._api_key: str | None = None
+        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    def set_key(self, key: str | None) -> None:
+        self._api_key = (key or "").strip() or None
+        self.set_trait("has_key", self._api_key is not None)
+
+    def masked_key(self) -> str:
+        return mask_key(self._api_key)
+
+    def values(self) -> dict:
+        """Every setting but the key, for display."""
+        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.values().items())
+        return f"<Settings {shown}, key={self.masked_key()}>"
+
+
+settings = Settings()

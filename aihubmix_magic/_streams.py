@@ -1,0 +1,344 @@
+"""Accumulators: stream events in, text deltas out, and at the end the JSON the endpoint would have
+returned without streaming. Pure logic, no I/O: `feed(event)` takes one decoded JSON object.
+
+`fields_from_raw` reads the final JSON of either endpoint into the fields of a Response, so streamed and
+non-streamed answers go through the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
+
+__all__ = ["DONE", "Accumulator", "ChatAccumulator", "Delta", "ResponsesAccumulator", "fields_from_raw"]
+
+Delta = tuple[str, str]  # ("text" | "reasoning", text)
+DONE: dict = {"type": "[DONE]"}  # what the transport feeds for `data: [DONE]`
+
+
+def _error_message(error: object) -> str:
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("code") or error.get("type") or "unknown error"
+        code = error.get("code")
+        if code and code not in str(message):
+            return f"{message} ({code})"
+        return str(message)
+    return str(error)
+
+
+class Accumulator:
+    """What both accumulators share: the text so far, and whether the stream reached its end."""
+
+    endpoint = ""
+
+    def __init__(self) -> None:
+        self.text_parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self.ended = False
+        self.error: AihubmixError | None = None
+
+    def text(self) -> str:
+        if len(self.text_parts) > 1:
+            self.text_parts[:] = ["".join(self.text_parts)]
+        return self.text_parts[0] if self.text_parts else ""
+
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    def feed(self, event: dict) -> list[Delta]:
+        raise NotImplementedError
+
+    def raw(self) -> dict:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        """The byte stream is over: complain if the answer never reached its end."""
+        if not self.ended:
+            received = len(self.text())
+            raise APIConnectionError(
+                f"The connection closed before the answer was complete ({received} characters received)."
+            )
+
+
+class ChatAccumulator(Accumulator):
+    """`chat.completion.chunk` objects -> deltas, then a `chat.completion` object."""
+
+    endpoint = "chat"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict | None = None
+        self.tool_calls: dict[int, dict] = {}
+        self.refusal_parts: list[str] = []
+        self.message_extra: dict[str, Any] = {}
+
+    def feed(self, chunk: dict) -> list[Delta]:
+        if chunk is DONE:
+            self.ended = True
+            return []
+        if chunk.get("error"):
+            self.error = APIResponseError(
+                f"The server reported an error mid-stream: {_error_message(chunk['error'])}", body=chunk
+            )
+            raise self.error
+        if self.first is None:
+            self.first = chunk
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        deltas: list[Delta] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content")
+            if reasoning:
+                self.reasoning_parts.append(reasoning)
+                deltas.append(("reasoning", reasoning))
+            content = delta.get("content")
+            if content:
+                self.text_parts.append(content)
+                deltas.append(("text", content))
+            if delta.get("refusal"):
+                self.refusal_parts.append(delta["refusal"])
+                deltas.append(("text", delta["refusal"]))
+            if delta.get("tool_calls"):
+                self._merge_tool_calls(delta["tool_calls"])
+            if delta.get("reasoning_details"):
+                self.message_extra.setdefault("reasoning_details", []).extend(delta["reasoning_details"])
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                self.ended = True
+        return deltas
+
+    def _merge_tool_calls(self, fragments: list[dict]) -> None:
+        for fragment in fragments:
+            index = fragment.get("index", 0)
+            call = self.tool_calls.get(index)
+            function = fragment.get("function") or {}
+            if call is None:
+                self.tool_calls[index] = {
+                    "id": fragment.get("id") or "",
+                    "type": fragment.get("type") or "function",
+                    "function": {"name": function.get("name") or "", "arguments": function.get("arguments") or ""},
+                }
+                continue
+            if fragment.get("id"):
+                call["id"] = fragment["id"]
+            if function.get("name"):
+                call["function"]["name"] += function["name"]
+            if function.get("arguments"):
+                call["function"]["arguments"] += function["arguments"]
+
+    def raw(self) -> dict:
+        first = self.first or {}
+        message: dict[str, Any] = {"role": "assistant", "content": self.text(), "refusal": None}
+        if self.refusal_parts:
+            message["refusal"] = "".join(self.refusal_parts)
+        if self.reasoning_parts:
+            message["reasoning_content"] = self.reasoning()
+        message.update(self.message_extra)
+        message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)] or None
+        return {
+            "id": first.get("id"),
+            "object": "chat.completion",
+            "created": first.get("created"),
+            "model": first.get("model"),
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+        }
+
+
+_TERMINAL = {"response.completed": "completed", "response.failed": "failed", "response.incomplete": "incomplete"}
+
+
+class ResponsesAccumulator(Accumulator):
+    """Responses API events, dispatched on their JSON `type` -> deltas, then the final response object."""
+
+    endpoint = "responses"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.response: dict = {}
+        self.items: dict[int, dict] = {}  # output_index -> the item, as added then as done
+        self.arguments: dict[int, list[str]] = {}
+        self.sequence_number = -1
+        self._summary_key: tuple | None = None
+
+    def feed(self, event: dict) -> list[Delta]:
+        if event is DONE:
+            self.ended = True
+            return []
+        kind = event.get("type")
+        sequence_number = event.get("sequence_number")
+        if isinstance(sequence_number, int):
+            self.sequence_number = sequence_number
+        if kind == "response.output_text.delta":
+            delta = event.get("delta") or ""
+            if delta:
+                self.text_parts.append(delta)
+                return [("text", delta)]
+            return []
+        if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            return self._reasoning_delta(event)
+        if kind == "response.refusal.delta":
+            delta = event.get("delta") or ""
+            if delta:
+                self.text_parts.append(delta)
+                return [("text", delta)]
+            return []
+        if kind == "response.function_call_arguments.delta":
+            self.arguments.setdefault(event.get("output_index", 0), []).append(event.get("delta") or "")
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            item = event.get("item")
+            if isinstance(item, dict):
+                self.items[event.get("output_index", len(self.items))] = item
+        elif kind in ("response.created", "response.in_progress", "response.queued"):
+            if isinstance(event.get("response"), dict):
+                self.response = event["response"]
+        elif kind in _TERMINAL:
+            response = event.get("response")
+            self.response = response if isinstance(response, dict) else {}
+            self.response.setdefault("status", _TERMINAL[kind])
+            self.ended = True
+            if kind == "response.failed":
+                error = self.response.get("error") or {"message": "the model failed"}
+                self.error = APIResponseError(f"The response failed: {_error_message(error)}", body=event)
+                raise self.error
+        elif kind == "error" or (kind is None and event.get("error")):
+            error = event.get("error") if isinstance(event.get("error"), dict) else event
+            self.error = APIResponseError(
+                f"The server reported an error mid-stream: {_error_message(error)}", body=event
+            )
+            raise self.error
+        return []
+
+    def _reasoning_delta(self, event: dict) -> list[Delta]:
+        delta = event.get("delta") or ""
+        key = (event.get("type"), event.get("output_index"), event.get("summary_index"))
+        if self._summary_key is not None and key != self._summary_key and self.reasoning_parts:
+            self.reasoning_parts.append("\n\n")
+            delta = "\n\n" + delta
+        self._summary_key = key
+        if not delta:
+            return []
+        self.reasoning_parts.append(delta)
+        return [("reasoning", delta)]
+
+    def raw(self) -> dict:
+        response = dict(self.response)
+        if not response.get("output"):
+            response["output"] = self._rebuild_output()
+        response.setdefault("object", "response")
+        response.setdefault("status", "in_progress")
+        return response
+
+    def _rebuild_output(self) -> list[dict]:
+        output = []
+        for index in sorted(self.items):
+            item = dict(self.items[index])
+            if item.get("type") == "function_call" and not item.get("arguments") and index in self.arguments:
+                item["arguments"] = "".join(self.arguments[index])
+            if item.get("type") == "message" and not item.get("content") and not self.ended:
+                item["content"] = [{"type": "output_text", "text": self.text(), "annotations": []}]
+            output.append(item)
+        if not output and self.text_parts:
+            output.append(
+                {"type": "message", "role": "assistant", "status": "incomplete",
+                 "content": [{"type": "output_text", "text": self.text(), "annotations": []}]}
+            )
+        return output
+
+
+def accumulator_for(endpoint: str) -> Accumulator:
+    return ChatAccumulator() if endpoint == "chat" else ResponsesAccumulator()
+
+
+# -- final JSON -> Response fields ---------------------------------------------------------------------
+def fields_from_raw(endpoint: str, raw: dict) -> dict[str, Any]:
+    """Read a final chat.completion or response object (already checked by `check_body`)."""
+    from ._response import ToolCall, Usage
+
+    if endpoint == "chat":
+        choice = (raw.get("choices") or [{}])[0] or {}
+        message = choice.get("message") or {}
+        finish_reason = choice.get("finish_reason")
+        text = message.get("content") or message.get("refusal") or ""
+        if isinstance(text, list):  # some gateways send content parts
+            text = "".join(part.get("text", "") for part in text if isinstance(part, dict))
+        tool_calls = [
+            ToolCall(call.get("id") or "", (call.get("function") or {}).get("name") or "",
+                     (call.get("function") or {}).get("arguments") or "")
+            for call in message.get("tool_calls") or ()
+        ]
+        status = "incomplete" if finish_reason in ("length", "content_filter") else "completed"
+        return {
+            "id": raw.get("id"),
+            "model": raw.get("model"),
+            "text": text,
+            "reasoning": message.get("reasoning_content") or "",
+            "tool_calls": tool_calls,
+            "finish_reason": finish_reason,
+            "status": status,
+            "usage": Usage.from_json(raw.get("usage")),
+            "error": None,
+        }
+    texts, reasoning, tool_calls = [], [], []
+    for item in raw.get("output") or ():
+        kind = item.get("type")
+        if kind == "message":
+            for part in item.get("content") or ():
+                if part.get("type") == "output_text":
+                    texts.append(part.get("text") or "")
+                elif part.get("type") == "refusal":
+                    texts.append(part.get("refusal") or "")
+        elif kind == "reasoning":
+            summary = [s.get("text") or "" for s in item.get("summary") or ()]
+            summary += [c.get("text") or "" for c in item.get("content") or () if isinstance(c, dict)]
+            reasoning.append("\n\n".join(s for s in summary if s))
+        elif kind == "function_call":
+            tool_calls.append(ToolCall(item.get("call_id") or item.get("id") or "", item.get("name") or "",
+                                       item.get("arguments") or ""))
+    status = raw.get("status") or "completed"
+    if status not in ("completed", "incomplete", "failed", "cancelled", "in_progress"):
+        status = "completed" if status == "queued" else status
+    reason = (raw.get("incomplete_details") or {}).get("reason")
+    if status == "incomplete":
+        finish_reason = "length" if reason in (None, "max_output_tokens") else reason
+    elif tool_calls:
+        finish_reason = "tool_calls"
+    elif status == "completed":
+        finish_reason = "stop"
+    else:
+        finish_reason = None
+    error = None
+    if raw.get("error"):
+        error = APIResponseError(f"The response failed: {_error_message(raw['error'])}", body=raw)
+    return {
+        "id": raw.get("id"),
+        "model": raw.get("model"),
+        "text": "".join(texts),
+        "reasoning": "\n\n".join(r for r in reasoning if r),
+        "tool_calls": tool_calls,
+        "finish_reason": finish_reason,
+        "status": status,
+        "usage": Usage.from_json(raw.get("usage")),
+        "error": error,
+    }
+
+
+def check_body(endpoint: str, body: object) -> dict:
+    """A 2xx body must be an answer: an `error` key or a missing `choices`/`output` is an error."""
+    if not isinstance(body, dict):
+        raise APIResponseError("The server's answer is not a JSON object.", body=body)
+    if body.get("error") and (endpoint == "chat" or body.get("status") != "failed"):
+        raise APIResponseError(f"The server returned an error: {_error_message(body['error'])}", body=body)
+    key = "choices" if endpoint == "chat" else "output"
+    if not isinstance(body.get(key), list) or (endpoint == "chat" and not body[key]):
+        raise APIResponseError(
+            f"The server's answer has no {key} (got {key}={body.get(key)!r}); the upstream model may have failed.",
+            body=body,
+        )
+    return body

@@ -1,0 +1,89 @@
+"""Shared fixtures: one simulator for the session over a real loopback socket, a real IPython shell."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from aihubmix_magic import settings
+from aihubmix_magic.simulator import Simulator
+
+TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def sim():
+    with Simulator() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _environment(sim, monkeypatch):
+    """Every test talks to the simulator with a test key; settings are restored afterwards."""
+    monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
+    saved = settings.values()
+    saved_key = settings.api_key
+    settings.base_url = sim.base_url
+    settings.set_key(TEST_KEY)
+    sim.reset()
+    yield
+    for name, value in saved.items():
+        setattr(settings, name, value)
+    settings.set_key(saved_key)
+    settings.demo = False
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """A real InteractiveShell with the extension loaded."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "aihubmix_magic")
+    yield ip
+
+
+@pytest.fixture
+def ip(shell):
+    """The shell, with a recording display publisher so tests can read what was displayed."""
+    from IPython.core.displaypub import DisplayPublisher
+
+    class Recorder(DisplayPublisher):
+        def __init__(self):
+            super().__init__(shell=shell)
+            self.messages: list[dict] = []
+
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            self.messages.append({"data": data, "transient": transient or {}, "update": update})
+
+        def clear_output(self, wait=False):
+            self.messages.append({"clear": True, "wait": wait})
+
+        def outputs(self) -> list[dict]:
+            """What a frontend shows at the end: clears and updates applied."""
+            shown: list[dict] = []
+            for message in self.messages:
+                if message.get("clear"):
+                    shown = []
+                    continue
+                display_id = message["transient"].get("display_id")
+                if message["update"]:
+                    for output in shown:
+                        if output["id"] == display_id:
+                            output["data"] = message["data"]
+                    continue
+                shown.append({"id": display_id, "data": message["data"]})
+            return [output["data"] for output in shown]
+
+    saved = shell.display_pub
+    shell.display_pub = Recorder()
+    settings.display = "notebook"
+    yield shell
+    shell.display_pub = saved
+
+
+def pytest_configure(config):
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
