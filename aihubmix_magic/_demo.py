@@ -7,6 +7,7 @@ from ._settings import Settings
 __all__ = ["start", "stop"]
 
 DEMO_KEY = "sk-demo-simulated-answers"
+DEMO_DELAY = 0.02  # seconds between tokens: slow enough to see the answer stream, as with a real model
 _server = None
 _saved: tuple[str, str | None] | None = None
 
@@ -17,7 +18,7 @@ def start(settings: Settings) -> str:
     from .simulator import Simulator
 
     if _server is None:
-        _server = Simulator().start()
+        _server = Simulator(delay=DEMO_DELAY).start()
     if not settings.demo:
         _saved = (settings.base_url, settings.api_key)
     settings.base_url = _server.base_url
