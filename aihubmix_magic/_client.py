@@ -51,9 +51,22 @@ from ._response import Response
 from ._sse import SSEDecoder
 from ._streams import DONE, accumulator_for, check_body
 
-__all__ = ["Client", "DEFAULT_BASE_URL", "mask_key", "validate_base_url"]
+__all__ = [
+    "ENDPOINT_PATHS",
+    "Client",
+    "DEFAULT_BASE_URL",
+    "chat_body",
+    "complete_from_json",
+    "mask_key",
+    "responses_body",
+    "retry_decision",
+    "retry_delay",
+    "sanitize_body",
+    "validate_base_url",
+]
 
 DEFAULT_BASE_URL = "https://aihubmix.com/v1"
+ENDPOINT_PATHS = {"chat": "/chat/completions", "responses": "/responses"}
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER = 60.0
 
@@ -107,6 +120,7 @@ class Client:
         self.max_retries = max_retries
         self.app_code = app_code
         self._model_ids: list[str] | None = None
+        self.cache = None  # a ResponseCache (see _cache.py) when answers may come from / go to the cache
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=120.0),
@@ -171,17 +185,9 @@ class Client:
         **extra: object,
     ) -> Response:
         """POST /v1/chat/completions. `messages` is a prompt string or a list of chat messages."""
-        if isinstance(messages, str):
-            messages = [{"role": "user", "content": messages}]
-        if system:
-            messages = [{"role": "system", "content": system}, *messages]
-        body: dict = {"model": model, "messages": messages}
-        _put(body, temperature=temperature, top_p=top_p, max_tokens=max_tokens, reasoning_effort=reasoning_effort)
-        body.update({k: v for k, v in extra.items() if v is not None})
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return self._call("chat", "/chat/completions", body, stream=stream, on_retry=on_retry)
+        body = chat_body(messages, model=model, system=system, stream=stream, temperature=temperature,
+                         top_p=top_p, max_tokens=max_tokens, reasoning_effort=reasoning_effort, **extra)
+        return self._call("chat", ENDPOINT_PATHS["chat"], body, stream=stream, on_retry=on_retry)
 
     def respond(
         self,
@@ -199,16 +205,10 @@ class Client:
         **extra: object,
     ) -> Response:
         """POST /v1/responses. Stateless by default (`store: false`, the whole input sent each time)."""
-        body: dict = {"model": model, "input": input}
-        _put(body, instructions=instructions, temperature=temperature, top_p=top_p,
-             max_output_tokens=max_output_tokens)
-        if reasoning_effort:
-            body["reasoning"] = {"effort": reasoning_effort}
-        body["store"] = store
-        body.update({k: v for k, v in extra.items() if v is not None})
-        if stream:
-            body["stream"] = True
-        return self._call("responses", "/responses", body, stream=stream, on_retry=on_retry)
+        body = responses_body(input, model=model, instructions=instructions, stream=stream,
+                              temperature=temperature, top_p=top_p, max_output_tokens=max_output_tokens,
+                              reasoning_effort=reasoning_effort, store=store, **extra)
+        return self._call("responses", ENDPOINT_PATHS["responses"], body, stream=stream, on_retry=on_retry)
 
     def models(self) -> list[dict]:
         """GET /v1/models: the models this key may use, as the server describes them."""
@@ -233,10 +233,15 @@ class Client:
 
     # -- the request -------------------------------------------------------------------------------------
     def _call(self, endpoint: str, path: str, body: dict, *, stream: bool, on_retry: RetryCallback | None) -> Response:
-        if body.get("tools") == []:  # AiHubMix's "Empty Tools Fix"
-            body.pop("tools")
-            body.pop("tool_choice", None)
+        sanitize_body(body)
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(endpoint, self.base_url, body)
+            if hit is not None:
+                return hit
         response = Response(endpoint=endpoint, request=body, stream=stream)
+        if cache is not None:
+            response._on_done = lambda done: cache.put(done, self.base_url)
         try:
             return self._answer(response, path, body, stream=stream, on_retry=on_retry)
         except AihubmixError as exc:
@@ -266,20 +271,13 @@ class Client:
             raise APIConnectionError(f"The connection to {self.base_url} broke: {self._scrub(exc)}") from exc
         finally:
             http_response.close()
-        body_json = self._parse_json(content, http_response)
-        response._set_final(check_body(endpoint, body_json))
-        response.time_to_first_token = response.elapsed = time.perf_counter() - response._started
-        return response
+        return complete_from_json(response, self._parse_json(content, http_response))
 
     def _send(
         self, method: str, path: str, body: dict | None, *, on_retry: RetryCallback | None, model: str = ""
     ) -> httpx.Response:
         """Send with retries; return an open 2xx response (the caller reads and closes it)."""
-        if not self._api_key:
-            raise MissingKeyError()
-        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json, text/event-stream"}
-        if self.app_code:
-            headers["APP-Code"] = self.app_code
+        headers = self._headers()
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -310,19 +308,24 @@ class Client:
                     pass
                 finally:
                     response.close()
-                should_retry = response.status_code in RETRY_STATUSES
-                header = response.headers.get("x-should-retry")
-                if header in ("true", "false"):
-                    should_retry = header == "true"
-                retry_after = _retry_after(response.headers)
+                should_retry, retry_after = retry_decision(response)
                 error = self._status_error(response, model)
             if not should_retry or retries >= self.max_retries:
                 raise error
-            delay = retry_after if retry_after is not None else _backoff(retries)
+            delay = retry_delay(retry_after, retries)
             retries += 1
             if on_retry is not None:
                 on_retry(retries, delay, _reason(error))
             time.sleep(delay)
+
+    def _headers(self) -> dict[str, str]:
+        """The headers of every request (the key only here); MissingKeyError if there is no key."""
+        if not self._api_key:
+            raise MissingKeyError()
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json, text/event-stream"}
+        if self.app_code:
+            headers["APP-Code"] = self.app_code
+        return headers
 
     def _iter_events(self, response: httpx.Response) -> Iterator[dict]:
         """Decoded JSON events; `[DONE]` becomes DONE. After it the body is read to its end, so the
@@ -458,6 +461,72 @@ def _shutdown(response: httpx.Response) -> None:
 
 def _put(body: dict, **params: object) -> None:
     body.update({k: v for k, v in params.items() if v is not None})
+
+
+# -- shared by Client and the async batch client (_batch.py) -------------------------------------------
+def chat_body(messages: str | list[dict], *, model: str, system: str | None = None, stream: bool = False,
+              temperature: float | None = None, top_p: float | None = None, max_tokens: int | None = None,
+              reasoning_effort: str | None = None, **extra: object) -> dict:
+    """The JSON body of POST /v1/chat/completions."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    if system:
+        messages = [{"role": "system", "content": system}, *messages]
+    body: dict = {"model": model, "messages": messages}
+    _put(body, temperature=temperature, top_p=top_p, max_tokens=max_tokens, reasoning_effort=reasoning_effort)
+    body.update({k: v for k, v in extra.items() if v is not None})
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def responses_body(input: str | list[dict], *, model: str, instructions: str | None = None, stream: bool = False,
+                   temperature: float | None = None, top_p: float | None = None,
+                   max_output_tokens: int | None = None, reasoning_effort: str | None = None,
+                   store: bool = False, **extra: object) -> dict:
+    """The JSON body of POST /v1/responses."""
+    body: dict = {"model": model, "input": input}
+    _put(body, instructions=instructions, temperature=temperature, top_p=top_p,
+         max_output_tokens=max_output_tokens)
+    if reasoning_effort:
+        body["reasoning"] = {"effort": reasoning_effort}
+    body["store"] = store
+    body.update({k: v for k, v in extra.items() if v is not None})
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def sanitize_body(body: dict) -> dict:
+    """AiHubMix's "Empty Tools Fix": `tools: []` goes, and `tool_choice` with it."""
+    if body.get("tools") == []:
+        body.pop("tools")
+        body.pop("tool_choice", None)
+    return body
+
+
+def complete_from_json(response: Response, body_json: object) -> Response:
+    """Fill a non-streamed Response from the server's JSON (APIResponseError if it is not an answer)."""
+    response._set_final(check_body(response.endpoint, body_json))
+    response.time_to_first_token = response.elapsed = time.perf_counter() - response._started
+    if response._on_done is not None:
+        response._on_done(response)
+    return response
+
+
+def retry_decision(response: httpx.Response) -> tuple[bool, float | None]:
+    """For an HTTP error answer: (retry it?, the server's delay in seconds or None), per PROTOCOL §4."""
+    should_retry = response.status_code in RETRY_STATUSES
+    header = response.headers.get("x-should-retry")
+    if header in ("true", "false"):
+        should_retry = header == "true"
+    return should_retry, _retry_after(response.headers)
+
+
+def retry_delay(retry_after: float | None, retries_taken: int) -> float:
+    """The server's delay if it gave one in range, else exponential backoff with jitter."""
+    return retry_after if retry_after is not None else _backoff(retries_taken)
 
 
 _MODEL_ERROR = re.compile(

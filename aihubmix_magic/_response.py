@@ -95,6 +95,7 @@ class Response:
     _close: Callable[[], None] | None = field(default=None, repr=False)
     _abort: Callable[[], None] | None = field(default=None, repr=False)
     _cancelled: bool = field(default=False, repr=False)
+    _on_done: Callable[[Response], None] | None = field(default=None, repr=False)  # e.g. store in the cache
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -199,6 +200,9 @@ class Response:
             if self.status not in ("cancelled",):
                 self.status = "failed"
         self.elapsed = time.perf_counter() - self._started
+        if self._on_done is not None:
+            on_done, self._on_done = self._on_done, None
+            on_done(self)
 
     def _set_final(self, raw: dict, *, streamed_text: bool = False) -> None:
         """Take every field from the final JSON (the same code for streamed and non-streamed answers)."""
