@@ -61,6 +61,8 @@ def _markdown(text: str) -> dict:
 class NotebookView:
     """Throttled, O(n) Markdown rendering of one streamed answer."""
 
+    HEAD = 64  # characters kept of the line being written: enough to recognise a code fence
+
     def __init__(
         self,
         publisher: IPythonPublisher | None = None,
@@ -68,12 +70,14 @@ class NotebookView:
         interval: float = 0.1,
         quiet: float = 0.04,
         max_tail: int = 2000,
+        budget: float = 0.75,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.publisher = publisher or IPythonPublisher()
         self.interval = interval
         self.quiet = quiet
         self.max_tail = max_tail
+        self.budget = budget  # throttled repaints may send at most budget × the characters received
         self.clock = clock
         self.paints = 0
         # the answer: frozen text (already sent in final form) + the tail being written
@@ -81,17 +85,23 @@ class NotebookView:
         self._tail_len = 0
         self._tail_prefix = ""  # a reopened code fence when a tail was cut inside a code block
         self._tail_id: str | None = None
-        self._line = ""  # the unfinished last line, for block detection
-        self._fence: str | None = None  # the open fence marker, e.g. "```"
-        self._boundary = 0  # offset in the tail where a finished block ends (0: none yet)
+        self._line_head = ""  # the start of the unfinished last line
+        self._line_len = 0
+        self._fence: str | None = None  # the open fence's marker, e.g. "```"
+        self._fence_opener = ""  # the line that opened it, e.g. "```python"
+        self._boundary = 0  # offset in the tail where finished blocks end (0: none yet)
         self._after_blank = False
+        self._received = 0
+        self._throttled_bytes = 0
         # reasoning, shown above the answer
         self._reasoning_parts: list[str] = []
         self._reasoning_id: str | None = None
         self._reasoning_painted = 0
+        self._reasoning_len = 0
         # timing
         self._last_arrival = float("-inf")
         self._last_paint = float("-inf")
+        self._next_paint = float("-inf")
         self._dirty = False
         self._note_id: str | None = None
 
@@ -100,49 +110,54 @@ class NotebookView:
         now = self.clock() if arrived is None else arrived
         gap = now - self._last_arrival
         self._last_arrival = now
+        self._received += len(text)
         if kind == "reasoning":
             self._reasoning_parts.append(text)
+            self._reasoning_len += len(text)
         else:
             self._add_text(text)
         self._dirty = True
-        if gap >= self.quiet or now - self._last_paint >= self.interval:
-            self.paint(now)
+        if gap >= self.quiet:
+            self.paint(now)  # the first delta after a quiet moment is never held back
+        else:
+            self.tick(now)
 
     def _add_text(self, text: str) -> None:
         start = self._tail_len
         self._tail_parts.append(text)
         self._tail_len += len(text)
-        if "\n" not in text:
-            self._line += text
-            return
-        pieces = text.split("\n")
-        offset = start
-        for piece in pieces[:-1]:
-            line = self._line + piece
-            offset += len(piece) + 1
-            self._line = ""
-            self._end_of_line(line, offset)
-        self._line = pieces[-1]
+        if "\n" in text:
+            pieces = text.split("\n")
+            offset = start
+            for piece in pieces[:-1]:
+                offset += len(piece) + 1
+                head = self._line_head + piece[: self.HEAD]
+                length = self._line_len + len(piece)
+                self._line_head, self._line_len = "", 0
+                self._end_of_line(head, length, offset)
+            text = pieces[-1]
+        if len(self._line_head) < self.HEAD:
+            self._line_head += text[: self.HEAD - len(self._line_head)]
+        self._line_len += len(text)
+        if self._after_blank and self._line_head.strip() and self._fence is None:
+            # a new line after a blank one: unless indented (a continuation), the blocks before are final
+            self._after_blank = False
+            if not self._line_head[:1].isspace():
+                self._boundary = self._tail_len - self._line_len
 
-    def _end_of_line(self, line: str, end: int) -> None:
-        """A line ended at tail offset `end`: track code fences and blank-line block boundaries."""
-        stripped = line.strip()
+    def _end_of_line(self, head: str, length: int, end: int) -> None:
+        """A line ended at tail offset `end`: track code fences and blank lines."""
+        stripped = head.strip()
         if self._fence is not None:
             if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
                 self._fence = None
             return
         if stripped.startswith(("```", "~~~")):
-            marker = stripped[0] * (len(stripped) - len(stripped.lstrip(stripped[0])))
-            self._fence = marker
+            self._fence = stripped[0] * (len(stripped) - len(stripped.lstrip(stripped[0])))
+            self._fence_opener = stripped
             self._after_blank = False
-            return
-        if not stripped:
+        elif not stripped:
             self._after_blank = True
-            return
-        if self._after_blank and not line[:1].isspace():
-            # the blank line before this line closed a block: everything before this line is final
-            self._boundary = end - len(line) - 1
-        self._after_blank = False
 
     def note(self, text: str) -> None:
         """A transient line (e.g. "retrying in 1 s"); removed by `finish`."""
@@ -156,19 +171,26 @@ class NotebookView:
     # -- output ------------------------------------------------------------------------------------------
     @property
     def deadline(self) -> float | None:
-        """When the held-back text must be painted (None: nothing is held back)."""
-        return self._last_paint + self.interval if self._dirty else None
+        """When the held-back text should be painted (None: nothing is held back)."""
+        return max(self._last_paint + self.interval, self._next_paint) if self._dirty else None
 
     def tick(self, now: float | None = None) -> None:
+        """Paint held-back text if the throttle and the byte budget allow it."""
         now = self.clock() if now is None else now
-        if self._dirty and now - self._last_paint >= self.interval:
-            self.paint(now)
+        if not self._dirty or now + 1e-9 < self._last_paint + self.interval or now + 1e-9 < self._next_paint:
+            return
+        cost = self._tail_len + len(self._tail_prefix)
+        if self._throttled_bytes + cost > self.budget * self._received + 4096:
+            self._next_paint = now + self.interval  # too costly for now: try again later
+            return
+        self._throttled_bytes += cost
+        self.paint(now)
 
     def paint(self, now: float | None = None) -> None:
         self._last_paint = self.clock() if now is None else now
         self._dirty = False
         self.paints += 1
-        if len(self._reasoning_parts) and self._reasoning_painted != len(self._reasoning_parts):
+        if self._reasoning_painted < self._reasoning_len:
             self._paint_reasoning()
         if not self._tail_parts:
             return
@@ -178,7 +200,7 @@ class NotebookView:
             tail = tail[self._boundary:]
             self._boundary = 0
         elif self._tail_len > self.max_tail:
-            cut = tail.rfind("\n", 0, len(tail) - len(self._line))
+            cut = tail.rfind("\n", 0, len(tail) - self._line_len)
             if cut > 0:  # the fence state at a line end is the state after the last whole line
                 self._freeze(tail, cut + 1, in_fence=self._fence is not None)
                 tail = tail[cut + 1:]
@@ -196,8 +218,8 @@ class NotebookView:
         block = self._tail_prefix + tail[:end]
         self._tail_prefix = ""
         if in_fence and self._fence:  # cut inside a code block: close it here, reopen it in the new tail
-            block = block.rstrip("\n") + "\n" + self._fence + "\n"
-            self._tail_prefix = self._fence + "\n"
+            block = block + self._fence + "\n"  # the cut is at a line end
+            self._tail_prefix = self._fence_opener + "\n"
         if self._tail_id is None:
             self.publisher.show(_markdown(block), None)
         else:
