@@ -58,12 +58,23 @@ __all__ = [
     "ToolCall",
     "Usage",
     "__version__",
+    "export_notebook",
     "history",
     "last_response",
     "load_ipython_extension",
     "settings",
     "unload_ipython_extension",
 ]
+
+
+def export_notebook(responses, path):
+    """Write `responses` (e.g. `history()`) to `path` as a notebook (nbformat v4) that reproduces them:
+    per answer a `%%aihubmix` cell with its prompt, the answer as Markdown output, model, usage and
+    timings in the cell metadata, never the key. Returns the path written."""
+    from ._notebook import export_notebook as export
+
+    return export(responses, path)
+
 
 _loaded = None
 

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "use MODEL": "make MODEL the default for the next cells",
     "demo [auto|off]": "answer from the built-in simulator (no key, no network); `auto`: only when no key is "
                        "set; `off` goes back",
+    "export FILE.ipynb [--thread NAME]": "write this session's prompts and answers as a notebook (never the key)",
     "help": "this help",
 }
 
@@ -234,6 +235,45 @@ class AihubmixMagics(Magics, SettingTraits):
             print(_demo.start(settings))
         else:
             raise UsageError("Usage: %aihubmix demo [auto|off]  (auto: only if no key is set)")
+
+    def _cmd_export(self, rest):
+        import shlex
+
+        usage = "Usage: %aihubmix export FILE.ipynb [--thread NAME]"
+        try:
+            words = shlex.split(" ".join(rest))
+        except ValueError as exc:
+            raise UsageError(f"{usage} ({exc})") from None
+        thread = None
+        if "--thread" in words:
+            at = words.index("--thread")
+            if at + 1 >= len(words):
+                raise UsageError(usage)
+            thread = words[at + 1]
+            del words[at:at + 2]
+        if len(words) != 1:
+            raise UsageError(usage)
+        responses = _thread_responses(thread) if thread is not None else _session.history()
+        from ._notebook import export_notebook
+
+        try:
+            path = export_notebook(responses, words[0], thread=thread)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"Cannot export: {exc}") from None
+        count = len(responses)
+        print(f"Exported {count} answer{'s' * (count != 1)} to {path}")
+
+
+def _thread_responses(name: str) -> list:
+    """The answers of conversation thread NAME, oldest first (threads come with `--thread`)."""
+    try:
+        from . import _threads
+    except ImportError:
+        raise UsageError("--thread: this version has no conversation threads; export without it.") from None
+    responses = _threads.responses(name)
+    if responses is None:
+        raise UsageError(f"--thread: there is no thread named {name!r}.")
+    return responses
 
 
 def _names() -> list[str]:
