@@ -70,7 +70,7 @@ class NotebookView:
         interval: float = 0.1,
         quiet: float = 0.04,
         max_tail: int = 2000,
-        budget: float = 0.75,
+        budget: float = 0.6,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.publisher = publisher or IPythonPublisher()
@@ -179,7 +179,14 @@ class NotebookView:
         now = self.clock() if now is None else now
         if not self._dirty or now + 1e-9 < self._last_paint + self.interval or now + 1e-9 < self._next_paint:
             return
-        cost = self._tail_len + len(self._tail_prefix)
+        # what a repaint costs beyond the finished blocks (those are sent once whatever happens)
+        if self._boundary:
+            cost = self._tail_len - self._boundary
+        elif self._tail_len > self.max_tail:
+            cost = self._line_len
+        else:
+            cost = self._tail_len
+        cost += len(self._tail_prefix)
         if self._throttled_bytes + cost > self.budget * self._received + 4096:
             self._next_paint = now + self.interval  # too costly for now: try again later
             return
