@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import TraitError, link
 
-from . import _session
+from . import _session, _threads
 from ._display import NotebookView, TerminalView, consume
 from ._exceptions import AihubmixError, StreamInterruptedError
+from ._formats import FORMATS, OutputFormat, finish
+from ._images import user_content
 from ._settings import ENDPOINTS, REASONING_EFFORTS, SETTING_NAMES, SettingTraits, settings
+from ._templates import render_template
 
 __all__ = ["AihubmixMagics", "show_error"]
 
@@ -22,6 +27,8 @@ SUBCOMMANDS = {
     "demo [auto|off]": "answer from the built-in simulator (no key, no network); `auto`: only when no key is "
                        "set; `off` goes back",
     "export FILE.ipynb [--thread NAME]": "write this session's prompts and answers as a notebook (never the key)",
+    "reset [NAME]": "forget the conversation thread NAME (default: the one -c continues)",
+    "history [NAME]": "show the conversation thread NAME as Markdown (default: the one -c continues)",
     "help": "this help",
 }
 
@@ -39,6 +46,22 @@ def _prompt_options(func):
         argument("-r", "--reasoning-effort", choices=REASONING_EFFORTS, help="reasoning effort"),
         argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming"),
         argument("-o", "--out", metavar="VAR", help="also store the Response in the variable VAR"),
+        argument("-c", "--continue", dest="continue_", action="store_true",
+                 help="continue the previous exchange (without -c or --thread every cell stands alone)"),
+        argument("--thread", metavar="NAME", help="continue (or start) the conversation thread NAME"),
+        argument("--store", action="store_true",
+                 help="responses endpoint: store the answer upstream and continue with previous_response_id"),
+        argument("-f", "--format", choices=FORMATS,
+                 help="markdown (default), text, code (into a new cell), json, html or math"),
+        argument("--schema", metavar="VAR", help="structured JSON output: a JSON Schema dict or a pydantic "
+                 "model class in the namespace (implies -f json)"),
+        argument("--image", action="append", metavar="PATH|URL|VAR",
+                 help="send an image with the prompt: a file, an http(s) URL, or a PIL image / matplotlib "
+                 "figure variable (repeatable)"),
+        argument("--no-template", action="store_true",
+                 help="send the cell as it is; by default {name}, {obj.attr}, {rows[0]}, {In[3]}, {Out[3]} and "
+                 "{Err} are filled in from the namespace ({{name}} gives a literal {name}; other braces, as "
+                 "in code or JSON, are left alone)"),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -75,12 +98,28 @@ class AihubmixMagics(Magics, SettingTraits):
         """
         if cell is None:
             return self._subcommand(line)
-        args = parse_argstring(self.aihubmix, line)
+        args = _parse_options(self.aihubmix, line)
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
         params = self._resolve(args)
-        return self._prompt(prompt, params, out=args.out)
+        namespace = self.shell.user_ns
+        if not args.no_template:
+            prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
+        content = user_content(prompt, args.image, namespace)
+        output = OutputFormat.from_options(args.format, args.schema, namespace)
+        params["system"] = output.system(params["system"])
+        if args.store and params["endpoint"] != "responses":
+            raise UsageError("--store works with the responses endpoint only: add -e responses.")
+        standalone = not (args.continue_ or args.thread)
+        thread = _threads.Thread(_threads.DEFAULT_THREAD) if standalone else _threads.get(args.thread)
+        messages, extra = thread.request(content, params["endpoint"], store=args.store)
+        extra.update(output.body(params["endpoint"]))
+        response = self._prompt(messages, params, out=args.out, extra=extra,
+                                present=lambda answer: output.present(answer, self.shell))
+        if thread.add(content, response) and standalone:
+            _threads.keep(thread)
+        return None
 
     # -- a prompt cell -----------------------------------------------------------------------------------
     def _resolve(self, args) -> dict:
@@ -112,7 +151,10 @@ class AihubmixMagics(Magics, SettingTraits):
             mode = "notebook" if getattr(self.shell, "kernel", None) is not None else "terminal"
         return NotebookView() if mode == "notebook" else TerminalView()
 
-    def _prompt(self, prompt: str, params: dict, *, out: str | None = None):
+    def _prompt(self, prompt, params: dict, *, out: str | None = None, extra: dict | None = None,
+                present=None):
+        """Send the prompt (a string, or messages / input items), stream the answer; return the Response.
+        `extra`: more request fields; `present(response)`: display data in place of the Markdown answer."""
         client = _session.client()
         view = self._view()
         retries: list[str] = []
@@ -122,7 +164,8 @@ class AihubmixMagics(Magics, SettingTraits):
             view.note(f"retrying in {delay:.1f} s ({reason})")
 
         kwargs = dict(model=params["model"], stream=params["stream"], temperature=params["temperature"],
-                      top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry)
+                      top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry,
+                      **(extra or {}))
         try:
             if params["endpoint"] == "chat":
                 response = client.chat(prompt, system=params["system"] or None,
@@ -148,8 +191,8 @@ class AihubmixMagics(Magics, SettingTraits):
         except AihubmixError:
             view.finish(response, status)
             raise
-        view.finish(response, status)
-        return None
+        finish(view, response, status, present(response) if present is not None else None)
+        return response
 
     def _status_line(self, retries: list[str]) -> str | None:
         parts = []
@@ -182,6 +225,19 @@ class AihubmixMagics(Magics, SettingTraits):
         lines = ["%%aihubmix [options]  — the cell is the prompt; `%%aihubmix?` lists the options", ""]
         lines += [f"%aihubmix {name:<16} {text}" for name, text in SUBCOMMANDS.items()]
         print("\n".join(lines))
+
+    def _cmd_reset(self, rest):
+        if len(rest) > 1:
+            raise UsageError("Usage: %aihubmix reset [NAME]")
+        print(_threads.reset(rest[0] if rest else None))
+
+    def _cmd_history(self, rest):
+        if len(rest) > 1:
+            raise UsageError("Usage: %aihubmix history [NAME]")
+        text = _threads.history_markdown(rest[0] if rest else None)
+        from IPython.display import display
+
+        display({"text/markdown": text, "text/plain": text}, raw=True)
 
     def _cmd_key(self, rest):
         if rest:
@@ -262,6 +318,15 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError(f"Cannot export: {exc}") from None
         count = len(responses)
         print(f"Exported {count} answer{'s' * (count != 1)} to {path}")
+
+
+def _parse_options(magic, line: str):
+    """Like magic_arguments' parse_argstring, but with shell quoting: -s "Be brief." loses its quotes."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"Cannot read the options: {exc} (check the quotes).") from None
+    return magic.parser.parse_args(argv)
 
 
 def _thread_responses(name: str) -> list:

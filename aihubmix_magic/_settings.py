@@ -42,6 +42,10 @@ class SettingTraits(HasTraits):
     app_code = Unicode("", help="Optional AiHubMix APP-Code header; off when empty.").tag(config=True)
     display = Enum(("auto", "notebook", "terminal"), default_value="auto",
                    help="How answers are shown: auto-detect, Markdown in a notebook, or plain text.").tag(config=True)
+    cache = Bool(False, help="Answer identical requests from the local response cache (`%aihubmix cache on`).").tag(config=True)
+    cache_path = Unicode("", help="The cache's SQLite file; empty: $AIHUBMIX_CACHE_PATH or "
+                             "~/.cache/aihubmix-magic/responses.sqlite.").tag(config=True)
+    template_max_rows = Int(20, help="Rows of a DataFrame put into a prompt by a {template} field.").tag(config=True)
 
     @validate("temperature")
     def _check_temperature(self, proposal):
@@ -62,6 +66,12 @@ class SettingTraits(HasTraits):
     def _check_timeout(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
+        return proposal["value"]
+
+    @validate("template_max_rows")
+    def _check_template_max_rows(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("template_max_rows must be 1 or more")
         return proposal["value"]
 
     @validate("max_retries")

@@ -1,0 +1,220 @@
+"""`-f/--format markdown|text|code|json|html|math`: what is asked for, and how the answer is shown.
+
+The answer streams as usual; when it is complete it is shown in the chosen form instead of Markdown:
+
+- `markdown` (default): rendered Markdown.
+- `text`: plain text.
+- `code`: the first fenced code block (or the whole answer) is shown and put into a new cell below
+  (`shell.set_next_input(code, replace=False)`); where the frontend cannot insert cells (VS Code, Colab),
+  the output says so.
+- `json`: asks for a JSON object (chat `response_format`, responses `text.format`); with `--schema VAR`
+  (a JSON Schema dict or a pydantic model class) for structured output against that schema. The parsed
+  value is shown and kept in `Response.parsed` (an instance of the model class when one was given).
+- `html`: rendered as HTML.  `math`: Markdown with LaTeX math (`$…$`, `$$…$$`).
+
+Every format but markdown adds one short instruction to the system prompt (e.g. "Answer with a single JSON
+object only."), which `Response.request` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+from IPython.core.error import UsageError
+
+__all__ = ["FORMATS", "OutputFormat", "finish", "first_code_block"]
+
+FORMATS = ("markdown", "text", "code", "json", "html", "math")
+_INSTRUCTIONS = {
+    "text": "Answer in plain text, without Markdown formatting.",
+    "code": "Answer with the code in a single fenced code block.",
+    "json": "Answer with a single JSON object only.",
+    "html": "Answer with an HTML fragment only: no Markdown, no <html>, <head> or <body>.",
+    "math": "Write mathematics in LaTeX: $...$ inline and $$...$$ for displayed equations.",
+}
+_FENCED = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*?)^[ ]{0,3}\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_OPEN_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*)\Z", re.MULTILINE | re.DOTALL)
+
+
+def first_code_block(text: str) -> tuple[str, str] | None:
+    """(language, code) of the first fenced block; an unclosed one runs to the end. None if there is none."""
+    match = _FENCED.search(text) or _OPEN_FENCE.search(text)
+    if match is None:
+        return None
+    return match.group(2).strip().split(" ")[0], match.group(3).rstrip("\n")
+
+
+class OutputFormat:
+    """One cell's output format: the request fields it needs and the display of the finished answer."""
+
+    def __init__(self, name: str = "markdown", schema: dict | None = None, schema_name: str = "answer",
+                 model_class: type | None = None) -> None:
+        self.name = name
+        self.schema = schema
+        self.schema_name = schema_name
+        self.model_class = model_class
+
+    @classmethod
+    def from_options(cls, name: str | None, schema_var: str | None, namespace: dict) -> OutputFormat:
+        name = name or ("json" if schema_var else "markdown")
+        if name not in FORMATS:
+            raise UsageError(f"--format {name}: use one of {', '.join(FORMATS)}.")
+        if schema_var is None:
+            return cls(name)
+        if name != "json":
+            raise UsageError(f"--schema goes with --format json, not --format {name}.")
+        if schema_var not in namespace:
+            raise UsageError(f"--schema {schema_var}: no variable named {schema_var!r}.")
+        value = namespace[schema_var]
+        pydantic = sys.modules.get("pydantic")
+        model_class = None
+        if pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel):
+            model_class, schema = value, value.model_json_schema()
+        elif isinstance(value, dict):
+            schema = value
+        else:
+            raise UsageError(f"--schema {schema_var}: a {type(value).__name__} is not a JSON Schema dict or a "
+                             "pydantic model class.")
+        if schema.get("type", "object") != "object":
+            raise UsageError(f"--schema {schema_var}: the schema must describe an object (type: object), "
+                             f"not {schema.get('type')!r}.")
+        title = str(schema.get("title") or schema_var)
+        schema_name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] or "answer"
+        return cls(name, _strict(json.loads(json.dumps(schema))), schema_name, model_class)
+
+    # -- the request -------------------------------------------------------------------------------------
+    def system(self, system: str | None) -> str | None:
+        """The system prompt with this format's instruction added (None: no system prompt)."""
+        instruction = _INSTRUCTIONS.get(self.name)
+        if not instruction:
+            return system or None
+        return f"{system}\n\n{instruction}" if system else instruction
+
+    def body(self, endpoint: str) -> dict:
+        """The request fields this format needs."""
+        if self.name != "json":
+            return {}
+        if self.schema is None:
+            fmt: dict = {"type": "json_object"}
+            return {"response_format": fmt} if endpoint == "chat" else {"text": {"format": fmt}}
+        if endpoint == "chat":
+            return {"response_format": {"type": "json_schema", "json_schema": {
+                "name": self.schema_name, "schema": self.schema, "strict": True}}}
+        return {"text": {"format": {"type": "json_schema", "name": self.schema_name, "schema": self.schema,
+                                    "strict": True}}}
+
+    # -- the answer --------------------------------------------------------------------------------------
+    def present(self, response, shell=None) -> list[dict] | None:
+        """Display data for the finished answer, in place of its Markdown (None: plain Markdown).
+
+        Side effects: `json` sets `response.parsed`; `code` puts the code into the next cell.
+        """
+        text = str(response)
+        if self.name == "markdown":
+            return None
+        if self.name == "text":
+            return [{"text/plain": text}]
+        if self.name == "code":
+            return self._code(text, shell)
+        if self.name == "json":
+            return self._json(response, text)
+        if self.name == "html":
+            block = first_code_block(text)
+            html = block[1] if block and block[0] in ("html", "") and text.lstrip().startswith(("```", "~~~")) else text
+            return [{"text/html": html, "text/plain": text}]
+        return [{"text/markdown": math_markdown(text), "text/plain": text}]
+
+    def _code(self, text: str, shell) -> list[dict]:
+        block = first_code_block(text)
+        language, code = block if block else ("", text.strip())
+        fence = "~~~~" if "```" in code else "```"
+        shown = {"text/markdown": f"{fence}{language}\n{code}\n{fence}", "text/plain": code}
+        where = cell_insertion_problem(shell)
+        if where is None:
+            shell.set_next_input(code, replace=False)
+            note = "The code is in a new cell below." if _in_kernel(shell) else "The code is at the next prompt."
+        else:
+            note = f"{where} cannot insert a cell from the kernel: copy the code above."
+        return [shown, {"text/markdown": f"<sub>{note}</sub>", "text/plain": note}]
+
+    def _json(self, response, text: str) -> list[dict]:
+        block = first_code_block(text)
+        source = block[1] if block and text.lstrip().startswith(("```", "~~~")) else text
+        try:
+            value = json.loads(source)
+        except ValueError as exc:
+            note = f"The answer is not valid JSON ({exc}); shown as it came."
+            return [{"text/markdown": f"```\n{text}\n```", "text/plain": text},
+                    {"text/markdown": f"<sub>{note}</sub>", "text/plain": note}]
+        response.parsed = value
+        outputs = [{"application/json": value if isinstance(value, (dict, list)) else {"value": value},
+                    "text/markdown": "```json\n" + json.dumps(value, indent=2, ensure_ascii=False) + "\n```",
+                    "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}]
+        if self.model_class is not None:
+            try:
+                response.parsed = self.model_class.model_validate(value)
+            except Exception as exc:  # pydantic.ValidationError, without importing pydantic
+                first = str(exc).splitlines()[0]
+                note = f"The JSON does not match {self.model_class.__name__} ({first}); `.parsed` holds the dict."
+                outputs.append({"text/markdown": f"<sub>{note}</sub>", "text/plain": note})
+        return outputs
+
+
+def finish(view, response, status_line: str | None, outputs: list[dict] | None) -> None:
+    """`view.finish`, with `outputs` shown in place of the Markdown answer in a notebook (the terminal view
+    has printed the answer already)."""
+    publisher = getattr(view, "publisher", None)
+    if outputs is None or publisher is None:
+        view.finish(response, status_line)
+        return
+    from ._display import _reasoning_block, footer_text
+
+    publisher.clear()
+    if response.reasoning:
+        publisher.show({"text/markdown": _reasoning_block(response.reasoning, open_=False)}, None)
+    for data in outputs:
+        publisher.show(data, None)
+    line = footer_text(response, status_line)
+    publisher.show({"text/markdown": f"<sub>{line}</sub>", "text/plain": line}, None)
+
+
+def math_markdown(text: str) -> str:
+    """Markdown whose math Jupyter renders: \\[…\\] and \\(…\\) become $$…$$ and $…$; an answer with no
+    math delimiters at all is taken to be one formula."""
+    text = re.sub(r"\\\[(.+?)\\\]", lambda m: f"$${m.group(1)}$$", text, flags=re.DOTALL)
+    text = re.sub(r"\\\((.+?)\\\)", lambda m: f"${m.group(1)}$", text, flags=re.DOTALL)
+    if "$" not in text:
+        text = f"$$\n{text.strip()}\n$$"
+    return text
+
+
+def cell_insertion_problem(shell) -> str | None:
+    """The name of a frontend that ignores set_next_input (VS Code, Colab), or None."""
+    if os.environ.get("COLAB_RELEASE_TAG") or "google.colab" in sys.modules:
+        return "Colab"
+    if os.environ.get("VSCODE_PID") or os.environ.get("VSCODE_CWD"):
+        return "VS Code"
+    if shell is None:
+        return "This frontend"
+    return None
+
+
+def _in_kernel(shell) -> bool:
+    return getattr(shell, "kernel", None) is not None
+
+
+def _strict(schema):
+    """OpenAI's strict mode wants every object closed and every property required (as the SDK does)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _strict(value) for key, value in schema.items()}
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        schema.setdefault("additionalProperties", False)
+        schema["required"] = list(properties)
+    return schema
