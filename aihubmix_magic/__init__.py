@@ -37,11 +37,11 @@ from ._settings import Settings, settings
 __version__ = "0.1.0"
 
 __all__ = [
-    "AihubmixError",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AihubmixError",
     "AuthenticationError",
     "BadRequestError",
     "Client",
