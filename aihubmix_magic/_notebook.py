@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ _OPTIONS = (
     ("max_tokens", "--max-tokens"),
     ("max_output_tokens", "--max-tokens"),
 )
+MAX_INLINE_IMAGE = 256 * 1024  # characters of a data URL written on the magic line; larger ones are left out
 _BODY_FIELDS_SHOWN = ("model", "temperature", "top_p", "max_tokens", "max_output_tokens", "reasoning_effort",
                       "reasoning", "response_format", "text", "store", "tools", "tool_choice")
 
@@ -75,7 +77,6 @@ def build_notebook(items: list, *, title: str | None = None, thread: str | None 
              "timings are in the cell metadata (`aihubmix`). Run the notebook to ask again (without a key, "
              "`%aihubmix demo auto` answers from the built-in simulator).")
     cells = [v4.new_markdown_cell(intro), v4.new_code_cell("%load_ext aihubmix_magic\n%aihubmix demo auto")]
-    previous: Response | None = None
     for number, item in enumerate(items, start=1):
         responses = _responses_of(item)
         if not responses:
@@ -83,8 +84,7 @@ def build_notebook(items: list, *, title: str | None = None, thread: str | None 
         if len(responses) > 1 or _is_comparison(item):
             cells.append(_comparison_cell(responses, number))
         else:
-            cells.append(_response_cell(responses[0], number, previous, thread))
-            previous = responses[0]
+            cells.append(_response_cell(responses[0], number, thread))
     nb = v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -93,8 +93,8 @@ def build_notebook(items: list, *, title: str | None = None, thread: str | None 
 
 
 # -- one cell ----------------------------------------------------------------------------------------------
-def _response_cell(response: Response, number: int, previous: Response | None, thread: str | None):
-    line = magic_line(response, continued=_continues(response, previous), thread=thread)
+def _response_cell(response: Response, number: int, thread: str | None):
+    line = magic_line(response, continued=_continues(response), thread=thread)
     cell = v4.new_code_cell(f"{line}\n{prompt_of(response)}", execution_count=number)
     cell.outputs = _outputs(response)
     cell.metadata["aihubmix"] = _metadata(response)
@@ -157,9 +157,14 @@ def _metadata(response: Response) -> dict:
     system = system_of(response)
     if system and "\n" in system:  # the magic line holds it on one line; the exact text is kept here
         meta["system"] = system
+    if _thread_of(response):
+        meta["thread"] = _thread_of(response)
     images = _images(response)
     if images:
         meta["images"] = len(images)
+        omitted = sum(len(url) > MAX_INLINE_IMAGE for url in images)
+        if omitted:
+            meta["images_omitted"] = omitted  # too large to put on the magic line
     if response.error is not None:
         meta["error"] = {"type": type(response.error).__name__, "message": str(response.error)}
     return meta
@@ -176,7 +181,7 @@ def magic_line(response: Response, *, continued: bool = False, thread: str | Non
     request = response.request or {}
     parts = ["%%aihubmix", model_option or f"-m {_quote(str(request.get('model') or response.model))}",
              "-e", response.endpoint]
-    system = system_of(response)
+    system, output_format = _split_format(system_of(response), request)
     if system:
         parts += ["-s", _quote(" ".join(system.split()) if "\n" in system else system)]
     for name, flag in _OPTIONS:
@@ -187,18 +192,49 @@ def magic_line(response: Response, *, continued: bool = False, thread: str | Non
         effort = request["reasoning"].get("effort")
     if effort:
         parts += ["-r", str(effort)]
-    if _wants_json(request):
-        parts += ["-f", "json"]
+    if output_format:
+        parts += ["-f", output_format]
     for url in _images(response):
-        if url.startswith(("http://", "https://")):
+        if len(url) <= MAX_INLINE_IMAGE:  # a data URL is sent as it is: the cell carries the image itself
             parts += ["--image", _quote(url)]
-    if thread:
+    thread = thread or _thread_of(response)
+    if thread and thread != _DEFAULT_THREAD:
         parts += ["--thread", _quote(thread)]
     elif continued:
         parts.append("-c")
+    if request.get("store") is True:
+        parts.append("--store")
+    if _TEMPLATE_FIELD.search(prompt_of(response)):  # the prompt is sent as it was, never templated again
+        parts.append("--no-template")
     if not response.stream:
         parts.append("--no-stream")
     return " ".join(parts)
+
+
+_DEFAULT_THREAD = "default"
+_TEMPLATE_FIELD = re.compile(r"\{[A-Za-z_][^{}\s]*\}")
+
+
+def _split_format(system: str, request: dict) -> tuple[str, str | None]:
+    """(the system prompt as typed, the `-f` format) from a system prompt that may end with the format's
+    instruction. The instructions come from `_formats`, which is loaded whenever a format was used."""
+    formats = sys.modules.get("aihubmix_magic._formats")
+    instructions = getattr(formats, "_INSTRUCTIONS", {}) if formats is not None else {}
+    for name, instruction in instructions.items():
+        if system == instruction:
+            return "", name
+        if system.endswith("\n\n" + instruction):
+            return system[: -len(instruction) - 2], name
+    return system, ("json" if _wants_json(request) else None)
+
+
+def _thread_of(response: Response) -> str | None:
+    """The conversation thread that holds `response` (threads are loaded only when a cell used one)."""
+    threads = sys.modules.get("aihubmix_magic._threads")
+    for name, thread in (getattr(threads, "_threads", {}) or {}).items():
+        if any(turn.response is response for turn in thread.turns):
+            return name
+    return None
 
 
 def _quote(text: str) -> str:
@@ -249,7 +285,7 @@ def system_of(response: Response) -> str:
     return ""
 
 
-def _continues(response: Response, previous: Response | None) -> bool:
+def _continues(response: Response) -> bool:
     """Whether the request carries earlier turns (a `-c` conversation)."""
     return any(turn.get("role") == "assistant" or turn.get("type") == "function_call_output"
                for turn in _turns(response))

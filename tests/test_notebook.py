@@ -169,3 +169,69 @@ def test_import_stays_light():
     code = "import sys, aihubmix_magic._notebook; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+# -- with the features of conversations, formats, images and templates ------------------------------------
+def replay(ip, nb) -> list:
+    """Run the exported cells (after the set-up cell) in the shell; the new responses, in order."""
+    start = len(history())
+    for cell in code_cells(nb):
+        ip.run_cell(cell.source)
+    return history()[start:]
+
+
+def test_conversation_and_threads_round_trip(ip, sim, tmp_path):
+    pytest.importorskip("aihubmix_magic._threads")
+    from aihubmix_magic import _threads
+
+    start = len(history())
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "My name is Ada. Say hello.")
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini -c", "What is my name?")
+    ip.run_cell_magic("aihubmix", "-e responses -m gpt-4o-mini --thread lab", "Plan an experiment.")
+    ip.run_cell_magic("aihubmix", "-e responses -m gpt-4o-mini --thread lab", "Now list the risks.")
+    originals = history()[start:]
+    nb = nbformat.read(export_notebook(originals, tmp_path / "talk.ipynb"), as_version=4)
+    lines = [cell.source.split("\n")[0] for cell in code_cells(nb)]
+    assert lines == ["%%aihubmix -m gpt-4o-mini -e chat", "%%aihubmix -m gpt-4o-mini -e chat -c",
+                     "%%aihubmix -m gpt-4o-mini -e responses --thread lab",
+                     "%%aihubmix -m gpt-4o-mini -e responses --thread lab"]
+    assert code_cells(nb)[3].metadata["aihubmix"]["thread"] == "lab"
+    _threads.reset("lab")
+    again = replay(ip, nb)
+    assert [r.request for r in again] == [r.request for r in originals]
+
+    # %aihubmix export --thread NAME: only that thread's answers
+    ip.run_line_magic("aihubmix", f"export {tmp_path / 'lab.ipynb'} --thread lab")
+    lab = nbformat.read(tmp_path / "lab.ipynb", as_version=4)
+    assert [c.source.split("\n")[1] for c in code_cells(lab)] == ["Plan an experiment.", "Now list the risks."]
+    assert lab.metadata["aihubmix"]["thread"] == "lab"
+    with pytest.raises(UsageError, match="no thread named 'nope'"):
+        ip.run_line_magic("aihubmix", f"export {tmp_path / 'x.ipynb'} --thread nope")
+    with pytest.raises(UsageError, match="Usage"):
+        ip.run_line_magic("aihubmix", f"export {tmp_path / 'x.ipynb'} --thread")
+
+
+def test_formats_images_and_braces_round_trip(ip, sim, tmp_path):
+    pytest.importorskip("aihubmix_magic._formats")
+    png = tmp_path / "dot.png"
+    png.write_bytes(bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2d5c2f90000000049454e44ae426082"))
+    start = len(history())
+    ip.run_cell_magic("aihubmix", '-m gpt-4o-mini -f json -s "You grade essays."', "Give a json grade.")
+    ip.run_cell_magic("aihubmix", "-e responses -m gpt-4o-mini -f json", "Give json again.")
+    ip.run_cell_magic("aihubmix", f"-m gpt-4o-mini --image {png}", "What is in this picture?")
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini -f code", "Write a function.")
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini --no-template", "Explain {name} in an f-string.")
+    originals = history()[start:]
+    nb = nbformat.read(export_notebook(originals, tmp_path / "f.ipynb"), as_version=4)
+    lines = [cell.source.split("\n")[0] for cell in code_cells(nb)]
+    assert lines[0] == '%%aihubmix -m gpt-4o-mini -e chat -s "You grade essays." -f json'
+    assert lines[1] == "%%aihubmix -m gpt-4o-mini -e responses -f json"
+    assert lines[2].startswith('%%aihubmix -m gpt-4o-mini -e chat --image "data:image/png;base64,') or \
+        lines[2].startswith("%%aihubmix -m gpt-4o-mini -e chat --image data:image/png;base64,")
+    assert lines[3] == "%%aihubmix -m gpt-4o-mini -e chat -f code"
+    assert lines[4] == "%%aihubmix -m gpt-4o-mini -e chat --no-template"
+    assert code_cells(nb)[2].metadata["aihubmix"]["images"] == 1
+    again = replay(ip, nb)
+    assert [r.request for r in again] == [r.request for r in originals]
