@@ -73,7 +73,7 @@ def _from_value(name: str, value) -> str:
         buffer = io.BytesIO()
         value.savefig(buffer, format="png", bbox_inches="tight")
         return _data_url(buffer.getvalue(), f"--image {name}")
-    raise UsageError(f"--image {name}: a {type(value).__name__} is not an image (use a PIL image, a matplotlib "
+    raise UsageError(f"--image {name}: {name} is of type {type(value).__name__}, not an image (use a PIL image, a matplotlib "
                      "figure, image bytes, a path or a URL).")
 
 
