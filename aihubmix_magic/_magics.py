@@ -10,7 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import TraitError, link
 
 from . import _session, _threads
-from ._display import NotebookView, TerminalView, consume
+from ._display import NotebookView, TerminalView, consume, footer_text
 from ._exceptions import AihubmixError, StreamInterruptedError
 from ._formats import FORMATS, OutputFormat, finish
 from ._images import user_content
@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "export FILE.ipynb [--thread NAME]": "write this session's prompts and answers as a notebook (never the key)",
     "reset [NAME]": "forget the conversation thread NAME (default: the one -c continues)",
     "history [NAME]": "show the conversation thread NAME as Markdown (default: the one -c continues)",
+    "panel": "show the control panel (model, parameters, key entry, status), linked to the settings",
     "help": "this help",
 }
 
@@ -145,11 +146,14 @@ class AihubmixMagics(Magics, SettingTraits):
             params["stream"] = False
         return params
 
-    def _view(self):
+    def _display_mode(self) -> str:
         mode = settings.display
         if mode == "auto":
             mode = "notebook" if getattr(self.shell, "kernel", None) is not None else "terminal"
-        return NotebookView() if mode == "notebook" else TerminalView()
+        return mode
+
+    def _view(self):
+        return NotebookView() if self._display_mode() == "notebook" else TerminalView()
 
     def _prompt(self, prompt, params: dict, *, out: str | None = None, extra: dict | None = None,
                 present=None):
@@ -184,15 +188,22 @@ class AihubmixMagics(Magics, SettingTraits):
                 consume(response, view)
         except KeyboardInterrupt:
             view.finish(response, status)
+            self._finished(response)
             raise StreamInterruptedError(
                 f"Interrupted: the stream was stopped; the {len(str(response)):,} characters received are kept "
                 "in last_response()."
             ) from None
         except AihubmixError:
             view.finish(response, status)
+            self._finished(response)
             raise
         finish(view, response, status, present(response) if present is not None else None)
+        self._finished(response)
         return response
+
+    def _finished(self, response) -> None:
+        """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
+        settings.last_call = footer_text(response)
 
     def _status_line(self, retries: list[str]) -> str | None:
         parts = []
@@ -273,6 +284,17 @@ class AihubmixMagics(Magics, SettingTraits):
         table += [f"| `{m['id']}` | {m.get('owned_by', '')} |" for m in rows]
         plain = "\n".join(f"{m['id']:<40} {m.get('owned_by', '')}" for m in rows)
         display({"text/markdown": "\n".join(table), "text/plain": plain}, raw=True)
+
+    def _cmd_panel(self, rest):
+        if rest:
+            raise UsageError("Usage: %aihubmix panel")
+        if self._display_mode() == "terminal":  # no widget frontend: the settings as text
+            return self._cmd_config([])
+        from IPython.display import display
+
+        from . import panel
+
+        display(panel())
 
     def _cmd_use(self, rest):
         if len(rest) != 1:

@@ -102,6 +102,8 @@ class Settings(SettingTraits):
 
     has_key = Bool(False, read_only=True, help="Whether an API key is set (the key itself is never a trait).")
     demo = Bool(False, help="True while the session talks to the built-in simulator.")
+    last_call = Unicode("", help="The footer of the last finished %%aihubmix call (model · endpoint · tokens · "
+                                 "time); the control panel's status line shows it.")
 
     def __init__(self, **kwargs) -> None:
         env_model = os.environ.get("AIHUBMIX_MODEL")
