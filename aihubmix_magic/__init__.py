@@ -62,6 +62,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "panel",
     "settings",
     "unload_ipython_extension",
 ]
@@ -77,6 +78,13 @@ def export_notebook(responses, path):
 
 
 _loaded = None
+
+
+def panel():
+    """The control panel (an ipywidgets VBox) tied to `settings`: display it, or use `%aihubmix panel`."""
+    from ._widgets import Panel
+
+    return Panel()
 
 
 def load_ipython_extension(ipython) -> None:
