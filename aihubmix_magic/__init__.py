@@ -12,9 +12,11 @@
 Importing the package is light: IPython's magic machinery, ipywidgets and nbformat load only when used.
 """
 
+from ._batch import BatchResults, BatchSummary, batch
 from ._client import Client
 from ._exceptions import (
     AihubmixError,
+    BatchInputError,
     APIConnectionError,
     APIResponseError,
     APIStatusError,
@@ -44,6 +46,9 @@ __all__ = [
     "AihubmixError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchInputError",
+    "BatchResults",
+    "BatchSummary",
     "Client",
     "ConfigurationError",
     "InternalServerError",
@@ -58,6 +63,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "__version__",
+    "batch",
     "export_notebook",
     "history",
     "last_response",

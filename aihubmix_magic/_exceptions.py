@@ -3,6 +3,7 @@
     AihubmixError
     ├── ConfigurationError           a setting is unusable (a base URL that is not a URL, …)
     │   └── MissingKeyError          no API key is set
+    ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
     ├── APIConnectionError           the server could not be reached, or the connection broke
     │   └── APITimeoutError          connect or read timed out
     ├── APIStatusError               the server answered with an HTTP error status
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "AihubmixError",
+    "BatchInputError",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",
@@ -48,6 +50,11 @@ class AihubmixError(Exception):
     """Base class: every error of this package is one of these."""
 
     response = None  # the Response as far as it got, when a request was made
+
+
+class BatchInputError(AihubmixError, ValueError):
+    """batch() was given input it cannot use (no prompts, a template naming a missing column, …);
+    nothing was sent."""
 
 
 class ConfigurationError(AihubmixError):

@@ -6,7 +6,7 @@ from ._client import Client
 from ._response import Response
 from ._settings import Settings, settings
 
-__all__ = ["client", "history", "last_response", "record"]
+__all__ = ["client", "history", "last_response", "record", "response_cache"]
 
 _history: list = []
 _client: Client | None = None
@@ -25,7 +25,17 @@ def client(current: Settings = settings) -> Client:
         _client.set_timeout(current.timeout, current.connect_timeout)
     _client.max_retries = current.max_retries
     _client.app_code = current.app_code or None
+    _client.cache = response_cache(current)
     return _client
+
+
+def response_cache(current: Settings = settings, *, force: bool = False):
+    """The ResponseCache the settings name, or None while the cache is off (unless `force`)."""
+    if not (current.cache or force):
+        return None
+    from ._cache import cache_for
+
+    return cache_for(current.cache_path or None)
 
 
 def record(response: Response) -> Response:

@@ -1,0 +1,123 @@
+"""Progress of a batch: an ipywidgets bar in a notebook, one carriage-return line in a terminal.
+
+Both show done/total, the rate, the time left and the tokens so far, and are repainted by the thread
+that called `batch()` (never from the event loop's thread). tqdm does the same split: `notebook.py`
+for the widget, a text line elsewhere. The mode is chosen as the magic chooses its view
+(`settings.display`: in `auto`, a notebook when IPython runs in a kernel).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+__all__ = ["Progress", "TextProgress", "WidgetProgress", "progress_mode", "progress_view"]
+
+
+@dataclass
+class Progress:
+    """What a progress view shows; `done` counts finished items (answered, failed or from the cache)."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    tokens: int = 0
+    started: float = 0.0
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (now if now is not None else time.perf_counter()) - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{self.done}/{self.total}"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        parts.append(f"{rate:,.1f}/s")
+        if self.done < self.total:
+            parts.append(f"ETA {_duration((self.total - self.done) / rate) if rate > 0 else '?'}")
+        else:
+            parts.append(_duration(elapsed))
+        parts.append(f"{self.tokens:,} tokens")
+        return " · ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}:{seconds:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def progress_mode() -> str:
+    """"notebook" or "terminal", as `AihubmixMagics._view` decides (settings.display)."""
+    from ._settings import settings
+
+    mode = settings.display
+    if mode == "auto":
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        mode = "notebook" if getattr(shell, "kernel", None) is not None else "terminal"
+    return mode
+
+
+def progress_view(progress: bool | str, total: int):
+    """A view for `progress` (True: auto, False: none, or "notebook"/"terminal")."""
+    if progress is False or progress is None:
+        return None
+    mode = progress_mode() if progress is True else progress
+    if mode not in ("notebook", "terminal"):
+        raise ValueError(f"progress must be True, False, 'notebook' or 'terminal', not {progress!r}")
+    return WidgetProgress(total) if mode == "notebook" else TextProgress(total)
+
+
+class TextProgress:
+    """`[#####.....] 5/10 · 3.2/s · ETA 1.6 s · 1,234 tokens`, rewritten in place with `\\r`."""
+
+    width = 24
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total = total
+        self.stream = stream or sys.stdout
+        self._last = ""
+
+    def update(self, state: Progress) -> None:
+        filled = int(self.width * state.done / state.total) if state.total else self.width
+        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {state.line()}"
+        if text != self._last:
+            self.stream.write("\r" + text + " " * max(0, len(self._last) - len(text)))
+            self.stream.flush()
+            self._last = text
+
+    def finish(self, state: Progress, summary: str) -> None:
+        self.update(state)
+        self.stream.write("\n" + summary + "\n")
+        self.stream.flush()
+
+
+class WidgetProgress:
+    """An IntProgress bar and an HTML label in one HBox, displayed once and updated in place."""
+
+    def __init__(self, total: int) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self.bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), bar_style="info",
+                                       layout=widgets.Layout(width="40%"))
+        self.label = widgets.HTML(value=f"0/{total}")
+        self.box = widgets.HBox([self.bar, self.label])
+        display(self.box)
+
+    def update(self, state: Progress) -> None:
+        if self.bar.value != state.done:
+            self.bar.value = state.done
+        self.label.value = state.line()
+
+    def finish(self, state: Progress, summary: str) -> None:
+        self.update(state)
+        self.bar.bar_style = "danger" if state.failed == state.total and state.total else (
+            "warning" if state.failed or state.done < state.total else "success")
+        from IPython.display import display
+
+        display({"text/plain": summary}, raw=True)

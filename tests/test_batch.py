@@ -1,0 +1,224 @@
+"""batch(): real requests to the simulator over a real socket, through the real async client."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import threading
+
+import pandas as pd
+import pytest
+
+from aihubmix_magic import (
+    BatchInputError,
+    BatchResults,
+    MissingKeyError,
+    RateLimitError,
+    batch,
+    settings,
+)
+
+
+def _prompt_of(response) -> str:
+    return response.request["messages"][-1]["content"]
+
+
+def test_list_gives_responses_in_input_order(sim):
+    prompts = [f"question number {n}" for n in range(12)]
+    results = batch(prompts, model="sim-echo", concurrency=4, progress=False)
+    assert isinstance(results, BatchResults) and isinstance(results, list)
+    assert [_prompt_of(r) for r in results] == prompts
+    assert all(r.status == "completed" for r in results)
+    assert all(f'You asked: "{p}"' in r.text for p, r in zip(prompts, results, strict=True))
+    assert sim.request_count == 12
+    summary = results.summary
+    assert (summary.total, summary.ok, summary.failed, summary.cancelled) == (12, 12, 0, 0)
+    assert not results.partial
+    assert summary.output_tokens == sum(r.usage.output_tokens for r in results) > 0
+    assert summary.input_tokens == sum(r.usage.input_tokens for r in results) > 0
+    assert "12 ok" in str(summary) and "0 failed" in str(summary)
+
+
+def test_one_pooled_client_at_most_concurrency_connections(sim):
+    batch([f"p{n}" for n in range(10)], model="sim-latency-50", concurrency=2, progress=False)
+    assert sim.request_count == 10
+    assert sim.connections_opened == 2  # two workers, each reusing its keep-alive connection
+    sim.reset()
+    batch([f"p{n}" for n in range(6)], model="sim-latency-300", concurrency=6, progress=False)
+    assert sim.connections_opened == 6  # all six in flight at once
+
+
+def test_request_parameters_and_settings_defaults(sim):
+    settings.system = "Be brief."
+    settings.temperature = 0.5
+    batch(["a", "b"], model="sim-echo", max_tokens=50, seed=7, progress=False)
+    bodies = [request.body for request in sim.requests]
+    assert all(body["messages"][0] == {"role": "system", "content": "Be brief."} for body in bodies)
+    assert all(body["temperature"] == 0.5 and body["max_tokens"] == 50 and body["seed"] == 7 for body in bodies)
+    assert all("stream" not in body for body in bodies)
+    assert all({k.lower(): v for k, v in request.headers.items()}["authorization"] == f"Bearer {settings.api_key}"
+               for request in sim.requests)
+
+
+def test_responses_endpoint(sim):
+    results = batch(["one", "two"], model="sim-echo", endpoint="responses", max_tokens=500, progress=False)
+    assert [r.endpoint for r in results] == ["responses", "responses"]
+    assert [r.request["input"] for r in results] == ["one", "two"]
+    assert sim.requests[0].path.endswith("/responses")
+    assert sim.requests[0].body["max_output_tokens"] == 500
+    assert all(r.status == "completed" and r.text for r in results)
+
+
+def test_a_failed_item_records_its_error_and_the_rest_go_on(sim):
+    settings.max_retries = 0
+    results = batch(["a", "b", "c", "d"], model="sim-flaky-429-2", concurrency=1, progress=False)
+    assert [r.status for r in results] == ["failed", "failed", "completed", "completed"]
+    assert isinstance(results[0].error, RateLimitError)
+    assert results[0].error.response is results[0]
+    assert results[2].error is None and results[2].text
+    assert (results.summary.ok, results.summary.failed) == (2, 2)
+    assert not results.partial
+
+
+def test_retries_follow_the_clients_policy(sim):
+    settings.max_retries = 2
+    results = batch(["a", "b", "c"], model="sim-flaky-429-2", concurrency=1, progress=False)
+    assert [r.status for r in results] == ["completed"] * 3
+    assert results.summary.retries == 2
+    assert sim.request_count == 5
+    retried = [r for r in sim.requests if "x-stainless-retry-count" in r.headers]
+    assert [r.headers["x-stainless-retry-count"] for r in retried] == ["1", "2"]
+
+
+def test_no_retry_on_a_client_error(sim):
+    results = batch(["a", "b"], model="sim-401", progress=False)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert sim.request_count == 2
+    assert all(settings.api_key not in str(r.error) for r in results)
+
+
+def test_pandas_series_keeps_its_index(sim):
+    reviews = pd.Series(["great", "awful", "fine"], index=["r1", "r2", "r3"])
+    answers = batch(reviews, model="sim-echo", template="Review: {}", progress=False)
+    assert isinstance(answers, pd.Series)
+    assert list(answers.index) == ["r1", "r2", "r3"]
+    assert 'You asked: "Review: awful"' in answers["r2"]
+    responses = answers.attrs["responses"]
+    assert isinstance(responses, BatchResults) and len(responses) == 3
+    assert answers.attrs["summary"].ok == 3
+    assert answers.str.len().gt(0).all()  # attrs survive pandas operations (no deep copy of Responses)
+
+
+def test_dataframe_with_template_and_failed_items_missing(sim):
+    settings.max_retries = 0
+    frame = pd.DataFrame({"product": ["lamp", "desk", "chair"], "stars": [5, 1, 3]}, index=[10, 20, 30])
+    answers = batch(frame, model="sim-flaky-500-1", template="Rate {product}: {stars} stars", concurrency=1,
+                    progress=False)
+    assert list(answers.index) == [10, 20, 30]
+    assert answers.isna().tolist() == [True, False, False]
+    assert 'Rate desk: 1 stars' in answers[20]
+    responses = answers.attrs["responses"]
+    assert responses[0].status == "failed" and responses[0].error is not None
+    assert answers.attrs["summary"].failed == 1
+
+
+@pytest.mark.parametrize(
+    ("prompts", "template", "message"),
+    [
+        ("one prompt", None, "not one string"),
+        ([], "  ", "template is empty"),
+        (["fine", 3], None, "Item 1 is a int"),
+        (["fine", "   "], None, "Item 1 is an empty prompt"),
+        (["x"], "{} and {}", "more than one {}"),
+        (["x"], "{name}", "{name}"),
+        ({"a": 1}, None, "not dict"),
+    ],
+)
+def test_bad_input_sends_nothing(sim, prompts, template, message):
+    with pytest.raises(BatchInputError, match=message):
+        batch(prompts, model="sim-echo", template=template, progress=False)
+    assert sim.request_count == 0
+
+
+def test_bad_dataframe_input_sends_nothing(sim):
+    frame = pd.DataFrame({"review": ["ok"]})
+    with pytest.raises(BatchInputError, match="needs a template"):
+        batch(frame, model="sim-echo", progress=False)
+    with pytest.raises(BatchInputError, match=r"\{text\}.*columns: review"):
+        batch(frame, model="sim-echo", template="Classify: {text}", progress=False)
+    with pytest.raises(BatchInputError, match="write \\{column\\}"):
+        batch(frame, model="sim-echo", template="Classify: {}", progress=False)
+    with pytest.raises(BatchInputError, match="temperature"):
+        batch(["a"], model="sim-echo", temperature=3, progress=False)
+    with pytest.raises(BatchInputError, match="concurrency"):
+        batch(["a"], model="sim-echo", concurrency=0, progress=False)
+    with pytest.raises(BatchInputError, match="endpoint"):
+        batch(["a"], model="sim-echo", endpoint="completions", progress=False)
+    assert sim.request_count == 0
+
+
+def test_missing_key_sends_nothing(sim):
+    settings.set_key(None)
+    with pytest.raises(MissingKeyError):
+        batch(["a"], model="sim-echo", progress=False)
+    assert sim.request_count == 0
+
+
+def test_empty_input(sim):
+    assert batch([], model="sim-echo", progress=False) == []
+    empty = batch(pd.Series([], dtype=object), model="sim-echo", progress=False)
+    assert isinstance(empty, pd.Series) and empty.empty
+    assert sim.request_count == 0
+
+
+def test_works_inside_a_running_event_loop(sim):
+    """As in a kernel: the caller's loop is running; batch must neither reuse nor block on it."""
+
+    async def notebook_cell():
+        assert asyncio.get_running_loop().is_running()
+        return batch(["a", "b", "c"], model="sim-echo", concurrency=3, progress=False)
+
+    results = asyncio.run(notebook_cell())
+    assert [r.status for r in results] == ["completed"] * 3
+
+
+def test_interrupt_keeps_finished_results_marked_partial(sim):
+    """Ctrl-C in the kernel thread: the answered items stay, the rest are cancelled."""
+    fired = threading.Event()
+
+    def interrupt_when_second_request_arrives():
+        while not fired.is_set():
+            if sim.request_count >= 2:  # concurrency 1: the first item is answered
+                fired.set()
+                _thread.interrupt_main()
+                return
+            fired.wait(0.005)
+
+    watcher = threading.Thread(target=interrupt_when_second_request_arrives)
+    watcher.start()
+    try:
+        results = batch([f"p{n}" for n in range(6)], model="sim-latency-400", concurrency=1, progress=False)
+    finally:
+        fired.set()
+        watcher.join()
+    assert results[0].status == "completed" and results[0].text
+    assert results[-1].status == "cancelled"
+    assert results.partial and results.summary.partial
+    assert results.summary.cancelled >= 4
+    assert results.summary.ok + results.summary.cancelled == 6
+    assert "partial" in str(results.summary)
+    assert sim.request_count < 6
+
+
+def test_text_progress_in_a_terminal(sim, capsys):
+    batch(["a", "b", "c"], model="sim-echo", progress="terminal")
+    out = capsys.readouterr().out
+    assert "\r[" in out and "3/3" in out and "tokens" in out
+    assert out.rstrip().splitlines()[-1].startswith("Batch: 3 ok · 0 failed")
+
+
+def test_widget_progress_in_a_notebook(sim, ip):
+    results = batch(["a", "b"], model="sim-echo")  # settings.display is "notebook" in the ip fixture
+    outputs = ip.display_pub.outputs()
+    assert any("application/vnd.jupyter.widget-view+json" in data for data in outputs)
+    assert outputs[-1]["text/plain"] == str(results.summary)
