@@ -444,3 +444,61 @@ class _Run:
             retries += 1
             self.retries += 1
             await asyncio.sleep(delay)
+
+
+# -- for %%aihubmix --over -------------------------------------------------------------------------------
+def check_template(template: str, items: Any) -> None:
+    """A cell used as a template must have a field ({} or {column}); BatchInputError if not."""
+    import string
+
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise BatchInputError(f"The cell cannot be a template: {exc} (write literal braces as {{{{ and }}}}).") from None
+    if not fields:
+        pd = sys.modules.get("pandas")
+        where = "{column}" if pd is not None and isinstance(items, pd.DataFrame) else "{}"
+        raise BatchInputError(f"The cell is the template: put {where} where each item goes.")
+
+
+def _prompt_text(body: dict) -> str:
+    if "messages" in body:
+        content = body["messages"][-1].get("content", "")
+    else:
+        content = body.get("input", "")
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+
+
+def _cell(value: object, limit: int) -> str:
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> dict:
+    """Display data for a batch's results: a Markdown table (one row per item) and the summary."""
+    responses = results.attrs["responses"] if hasattr(results, "attrs") else results
+    labels = list(results.index) if hasattr(results, "index") and not isinstance(results, list) else None
+    if labels is None:
+        labels = list(range(len(responses)))
+    markdown = ["| | prompt | answer | status |", "|---|---|---|---|"]
+    plain = []
+    for label, response in list(zip(labels, responses, strict=True))[:limit]:
+        if response.status in OK_STATUSES:
+            answer = response.text
+        elif response.error is not None:
+            answer = f"{type(response.error).__name__}: {response.error}"
+        else:
+            answer = ""
+        prompt = _prompt_text(response.request)
+        markdown.append(f"| {_cell(label, 20)} | {_cell(prompt, 60)} | {_cell(answer, 100)} | {response.status} |")
+        plain.append(f"{_cell(label, 20)}\t{response.status}\t{_cell(answer, 100)}")
+    notes = []
+    if len(responses) > limit:
+        notes.append(f"… {len(responses) - limit} more" + (f" (all in `{out}`)" if out else ""))
+    notes.append(str(responses.summary))
+    return {
+        "text/markdown": "\n".join(markdown) + "\n\n" + "\n\n".join(f"<sub>{note}</sub>" for note in notes),
+        "text/plain": "\n".join(plain + notes),
+    }

@@ -30,6 +30,8 @@ SUBCOMMANDS = {
     "reset [NAME]": "forget the conversation thread NAME (default: the one -c continues)",
     "history [NAME]": "show the conversation thread NAME as Markdown (default: the one -c continues)",
     "panel": "show the control panel (model, parameters, key entry, status), linked to the settings",
+    "cache on|off|clear|info": "answer identical requests from a local SQLite cache, without the network; "
+                               "empty it; show its size and path",
     "help": "this help",
 }
 
@@ -63,6 +65,13 @@ def _prompt_options(func):
                  help="send the cell as it is; by default {name}, {obj.attr}, {rows[0]}, {In[3]}, {Out[3]} and "
                  "{Err} are filled in from the namespace ({{name}} gives a literal {name}; other braces, as "
                  "in code or JSON, are left alone)"),
+        argument("--over", metavar="EXPR", help="batch: the cell is a template sent once per item of EXPR (a list, "
+                 "a Series such as df.column, or a DataFrame); {} is the item, {column} a DataFrame row's field; "
+                 "the answers go to -o VAR (a list of Response, or a Series of texts) and are shown as a table"),
+        argument("--concurrency", type=int, metavar="N", help="with --over: requests in flight at once (default 8)"),
+        argument("--cache", action="store_true",
+                 help="answer from the local response cache if this exact request was answered before, and store "
+                 "the answer in it (`%%aihubmix cache on` does it for every cell)"),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -104,6 +113,10 @@ class AihubmixMagics(Magics, SettingTraits):
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
         params = self._resolve(args)
+        if args.cache:
+            params["cache"] = True
+        if args.over is not None:
+            return self._over(args, cell.strip(), params)
         namespace = self.shell.user_ns
         if not args.no_template:
             prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
@@ -160,6 +173,7 @@ class AihubmixMagics(Magics, SettingTraits):
         """Send the prompt (a string, or messages / input items), stream the answer; return the Response.
         `extra`: more request fields; `present(response)`: display data in place of the Markdown answer."""
         client = _session.client()
+        client.cache = _session.response_cache(force=bool(params.get("cache")))
         view = self._view()
         retries: list[str] = []
 
@@ -204,6 +218,38 @@ class AihubmixMagics(Magics, SettingTraits):
     def _finished(self, response) -> None:
         """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
         settings.last_call = footer_text(response)
+
+    def _over(self, args, template: str, params: dict):
+        """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
+        from ._batch import batch, check_template, results_table
+        from ._exceptions import BatchInputError
+
+        conflicts = [flag for flag, given in (("-c", args.continue_), ("--thread", args.thread), ("--store", args.store),
+                                              ("--image", args.image), ("--schema", args.schema),
+                                              ("-f", args.format)) if given]
+        if conflicts:
+            raise UsageError(f"--over cannot be combined with {', '.join(conflicts)}: each item is sent on its own.")
+        if args.concurrency is not None and args.concurrency < 1:
+            raise UsageError(f"--concurrency must be 1 or more, not {args.concurrency}")
+        try:
+            items = eval(args.over, self.shell.user_ns)  # the user's own expression, as %timeit evaluates one
+        except Exception as exc:
+            raise UsageError(f"--over {args.over}: {type(exc).__name__}: {exc}") from None
+        try:
+            check_template(template, items)
+            results = batch(items, model=params["model"], endpoint=params["endpoint"],
+                            concurrency=args.concurrency or 8, template=template,
+                            system=params["system"] or None, temperature=params["temperature"],
+                            top_p=params["top_p"], max_tokens=params["max_tokens"],
+                            reasoning_effort=params["reasoning_effort"], cache=bool(params.get("cache")) or None)
+        except BatchInputError as exc:
+            raise UsageError(f"--over {args.over}: {exc}") from None
+        if args.out:
+            self.shell.user_ns[args.out] = results
+        from IPython.display import display
+
+        display(results_table(results, out=args.out), raw=True)
+        return None
 
     def _status_line(self, retries: list[str]) -> str | None:
         parts = []
@@ -296,6 +342,26 @@ class AihubmixMagics(Magics, SettingTraits):
 
         display(panel())
 
+    def _cmd_cache(self, rest):
+        action = rest[0] if rest else "info"
+        if len(rest) > 1 or action not in ("on", "off", "clear", "info"):
+            raise UsageError("Usage: %aihubmix cache on|off|clear|info")
+        cache = _session.response_cache(force=True)
+        if action == "on":
+            settings.cache = True
+            print(f"Cache on: a request made before is answered from {cache.path}, without a network call.")
+        elif action == "off":
+            settings.cache = False
+            print("Cache off: every request goes to the server (the entries are kept; "
+                  "`%aihubmix cache clear` deletes them).")
+        elif action == "clear":
+            count = cache.clear()
+            print(f"Cache cleared: {count} entr{'y' if count == 1 else 'ies'} deleted from {cache.path}.")
+        else:
+            info = cache.info()
+            print(f"Cache {'on' if settings.cache else 'off'}: {info['entries']} entr"
+                  f"{'y' if info['entries'] == 1 else 'ies'}, {_size(info['size'])}, {info['path']}")
+
     def _cmd_use(self, rest):
         if len(rest) != 1:
             raise UsageError("Usage: %aihubmix use MODEL")
@@ -361,6 +427,14 @@ def _thread_responses(name: str) -> list:
     if responses is None:
         raise UsageError(f"--thread: there is no thread named {name!r}.")
     return responses
+
+
+def _size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:,} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GB"
 
 
 def _names() -> list[str]:

@@ -222,3 +222,56 @@ def test_widget_progress_in_a_notebook(sim, ip):
     outputs = ip.display_pub.outputs()
     assert any("application/vnd.jupyter.widget-view+json" in data for data in outputs)
     assert outputs[-1]["text/plain"] == str(results.summary)
+
+
+# -- %%aihubmix --over ------------------------------------------------------------------------------------
+def _markdown_outputs(ip) -> list[str]:
+    return [data["text/markdown"] for data in ip.display_pub.outputs() if "text/markdown" in data]
+
+
+def test_over_a_list_with_out(sim, ip):
+    ip.user_ns["words"] = ["apple", "pear", "plum"]
+    ip.run_cell_magic("aihubmix", "--over words -m sim-echo -o answers --concurrency 2", "Define: {}\n")
+    answers = ip.user_ns["answers"]
+    assert isinstance(answers, BatchResults) and len(answers) == 3
+    assert [_prompt_of(r) for r in answers] == ["Define: apple", "Define: pear", "Define: plum"]
+    table = _markdown_outputs(ip)[-1]
+    assert table.startswith("| | prompt | answer | status |")
+    assert "Define: pear" in table and "3 ok" in table
+    assert sim.request_count == 3
+
+
+def test_over_a_dataframe_column_keeps_the_index(sim, ip):
+    ip.user_ns["df"] = pd.DataFrame({"review": ["great", "awful"]}, index=["a", "b"])
+    ip.run_cell_magic("aihubmix", "--over df.review -m sim-echo -o labels", "Positive or negative? {}")
+    labels = ip.user_ns["labels"]
+    assert isinstance(labels, pd.Series) and list(labels.index) == ["a", "b"]
+    assert 'You asked: "Positive or negative? awful"' in labels["b"]
+
+
+def test_over_a_dataframe_with_row_fields(sim, ip):
+    ip.user_ns["df"] = pd.DataFrame({"product": ["lamp", "desk"], "stars": [5, 2]})
+    ip.run_cell_magic("aihubmix", "--over df -m sim-echo -o out -e responses", "{product} got {stars} stars")
+    assert [r.request["input"] for r in ip.user_ns["out"].attrs["responses"]] == ["lamp got 5 stars", "desk got 2 stars"]
+
+
+@pytest.mark.parametrize(
+    ("line", "cell", "message"),
+    [
+        ("--over nothing_here -m sim-echo", "Say {}", "nothing_here"),
+        ("--over words -m sim-echo", "No placeholder", r"put \{\} where each item goes"),
+        ("--over df -m sim-echo", "No placeholder", r"put \{column\}"),
+        ("--over df -m sim-echo", "Rate {price}", r"\{price\}"),
+        ("--over words -m sim-echo -c", "Say {}", "cannot be combined with -c"),
+        ("--over words -m sim-echo --concurrency 0", "Say {}", "concurrency"),
+        ("--over words -m sim-echo -t 5", "Say {}", "temperature"),
+    ],
+)
+def test_over_bad_input_is_a_usage_error(sim, ip, line, cell, message):
+    from IPython.core.error import UsageError
+
+    ip.user_ns["words"] = ["a"]
+    ip.user_ns["df"] = pd.DataFrame({"product": ["lamp"]})
+    with pytest.raises(UsageError, match=message):
+        ip.run_cell_magic("aihubmix", line, cell)
+    assert sim.request_count == 0
