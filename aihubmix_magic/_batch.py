@@ -23,8 +23,11 @@ How it runs:
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
+import os
+import ssl
 import sys
 import threading
 import time
@@ -379,7 +382,8 @@ class _Run:
         workers_count = min(self.concurrency, len(todo))
         limits = httpx.Limits(max_connections=workers_count, max_keepalive_connections=workers_count,
                               keepalive_expiry=30.0)
-        async with httpx.AsyncClient(http2=HTTP2, timeout=self.client.timeout, limits=limits,
+        verify = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        async with httpx.AsyncClient(http2=HTTP2, timeout=self.client.timeout, limits=limits, verify=verify,
                                      follow_redirects=False) as http:
             queue = iter(todo)
             workers = [asyncio.ensure_future(self._worker(http, queue)) for _ in range(workers_count)]
@@ -444,6 +448,13 @@ class _Run:
             retries += 1
             self.retries += 1
             await asyncio.sleep(delay)
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once instead of per batch:
+    building it costs about 20 ms, a tenth of a round of requests at 200 ms latency."""
+    return httpx.create_ssl_context()
 
 
 # -- for %%aihubmix --over -------------------------------------------------------------------------------
