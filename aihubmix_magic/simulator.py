@@ -218,7 +218,7 @@ def _json_value(rng: random.Random, schema: Any) -> Any:
     """A value of the type that a JSON schema declares, with every listed property for objects."""
     schema = schema if isinstance(schema, dict) else {}
     if schema.get("enum"):
-        return schema["enum"][0]
+        return rng.choice(schema["enum"])  # varied but deterministic: the same prompt, the same choice
     kind = schema.get("type", "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
