@@ -14,6 +14,7 @@ Importing the package is light: IPython's magic machinery, ipywidgets and nbform
 
 from ._batch import BatchResults, BatchSummary, batch
 from ._client import Client
+from ._compare import Comparison
 from ._exceptions import (
     AihubmixError,
     BatchInputError,
@@ -50,6 +51,7 @@ __all__ = [
     "BatchResults",
     "BatchSummary",
     "Client",
+    "Comparison",
     "ConfigurationError",
     "InternalServerError",
     "MissingKeyError",

@@ -61,6 +61,9 @@ def _prompt_options(func):
         argument("--image", action="append", metavar="PATH|URL|VAR",
                  help="send an image with the prompt: a file, an http(s) URL, or a PIL image / matplotlib "
                  "figure variable (repeatable)"),
+        argument("--compare", metavar="MODEL,MODEL,…",
+                 help="send the prompt to several models at once and show the answers side by side; "
+                 "last_response() is then a Comparison"),
         argument("--no-template", action="store_true",
                  help="send the cell as it is; by default {name}, {obj.attr}, {rows[0]}, {In[3]}, {Out[3]} and "
                  "{Err} are filled in from the namespace ({{name}} gives a literal {name}; other braces, as "
@@ -121,6 +124,8 @@ class AihubmixMagics(Magics, SettingTraits):
         if not args.no_template:
             prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
         content = user_content(prompt, args.image, namespace)
+        if args.compare is not None:
+            return self._compare(args, content, params)
         output = OutputFormat.from_options(args.format, args.schema, namespace)
         params["system"] = output.system(params["system"])
         if args.store and params["endpoint"] != "responses":
@@ -249,6 +254,22 @@ class AihubmixMagics(Magics, SettingTraits):
         from IPython.display import display
 
         display(results_table(results, out=args.out), raw=True)
+        return None
+
+    def _compare(self, args, content, params: dict):
+        """--compare: the same prompt to several models at once, in columns (see _compare.py)."""
+        from ._compare import parse_models, run_comparison
+
+        models = parse_models(args.compare)
+        clashes = [flag for flag, used in (("-m", args.model), ("-c", args.continue_), ("--thread", args.thread),
+                                           ("--store", args.store), ("-f", args.format not in (None, "markdown")),
+                                           ("--schema", args.schema)) if used]
+        if clashes:
+            raise UsageError(f"--compare does not go with {', '.join(clashes)}: it names the models itself and "
+                             "shows Markdown answers of single cells.")
+        run_comparison(models, content, params, client=_session.client(),
+                       notebook=self._display_mode() == "notebook", status_line=self._status_line([]),
+                       keep=lambda comparison: self._keep(comparison, args.out))
         return None
 
     def _status_line(self, retries: list[str]) -> str | None:
