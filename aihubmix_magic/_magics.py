@@ -104,10 +104,16 @@ class AihubmixMagics(Magics, SettingTraits):
     def aihubmix(self, line: str, cell: str | None = None):
         """Prompt a model on AiHubMix: the cell below the `%%aihubmix` line is the prompt.
 
-        Every cell stands alone: the answer is streamed into the output as Markdown, with a footer
+        Every cell stands alone (no memory of earlier cells) unless -c/--continue or --thread NAME says
+        otherwise. The answer is streamed into the output as Markdown, with a footer
         (model · endpoint · tokens · first token · tokens/s · time). `last_response()` returns it.
 
-        As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] | help
+        The cell is a template: {name}, {obj.attr}, {rows[0]}, {d['k']}, {In[3]}, {Out[3]}, {Err} are filled
+        in from the namespace (a DataFrame as a Markdown table); {{name}} is a literal {name}; any other
+        braces (code, JSON) are sent as they are; --no-template turns it off.
+
+        As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] |
+        history [NAME] | reset [NAME] | help  (`%aihubmix help` lists them all)
         """
         if cell is None:
             return self._subcommand(line)
