@@ -258,7 +258,7 @@ class GridPainter:
     """One display with a column per model, repainted at most every `interval` seconds, and less often
     as the answers grow (about `rate` characters a second at most), so the bytes stay modest."""
 
-    def __init__(self, columns: list[Column], publisher=None, *, interval: float = 0.25, rate: float = 40_000,
+    def __init__(self, columns: list[Column], publisher=None, *, interval: float = 0.25, rate: float = 20_000,
                  clock=time.perf_counter) -> None:
         from ._display import IPythonPublisher
 

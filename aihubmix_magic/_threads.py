@@ -47,7 +47,7 @@ class Thread:
         messages: list[dict] = []
         for turn in self.turns:
             messages.append(_user(turn.content, endpoint))
-            messages.append({"role": "assistant", "content": turn.answer})
+            messages.append(_assistant(turn, endpoint))
         messages.append(_user(content, endpoint))
         return messages
 
@@ -74,6 +74,17 @@ class Thread:
 
 
 _threads: dict[str, Thread] = {}
+
+
+def _assistant(turn: Turn, endpoint: str) -> dict:
+    """The answer as an assistant message; on chat, Claude's `reasoning_details` go back unchanged."""
+    message = {"role": "assistant", "content": turn.answer}
+    raw = getattr(turn.response, "raw", None) or {}
+    if endpoint == "chat" and raw.get("choices"):
+        details = ((raw["choices"][0] or {}).get("message") or {}).get("reasoning_details")
+        if details:
+            message["reasoning_details"] = details
+    return message
 
 
 def _user(content: str | list, endpoint: str) -> dict:

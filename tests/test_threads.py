@@ -119,3 +119,14 @@ def test_history_of_the_default_thread(ip, sim):
     ip.run_line_magic("aihubmix", "history")
     shown = ip.display_pub.outputs()[-1]["text/markdown"]
     assert "**1. You**\n\nhello there" in shown and "**1. deepseek-chat**" in shown
+
+
+def test_reasoning_details_go_back_unchanged_on_chat():
+    from aihubmix_magic import Response
+
+    details = [{"type": "reasoning.text", "text": "hmm", "signature": "sig"}]
+    raw = {"choices": [{"message": {"role": "assistant", "content": "hi", "reasoning_details": details}}]}
+    thread = _threads.Thread("t")
+    assert thread.add("q", Response(endpoint="chat", request={}, status="completed", raw=raw, _text="hi"))
+    assert thread.messages("next", "chat")[1] == {"role": "assistant", "content": "hi", "reasoning_details": details}
+    assert thread.messages("next", "responses")[1] == {"role": "assistant", "content": "hi"}
