@@ -23,7 +23,8 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
 
 * HTTP errors: ``sim-401``, ``sim-403``, ``sim-404``, ``sim-unknown-model``, ``sim-503``,
   ``sim-429``, ``sim-500``, ``sim-flaky-429-N``, ``sim-flaky-500-N``, ``sim-retry-after-S``,
-  ``sim-html``.
+  ``sim-html``, ``sim-html-200``, ``sim-408``, ``sim-409``, ``sim-flaky-408-N``, ``sim-flaky-409-N``,
+  ``sim-retry-after-ms-N``, ``sim-retry-after-date-S``, ``sim-should-retry-N``, ``sim-500-no-retry``.
 * Broken 200 answers: ``sim-200-error``, ``sim-null-choices``, ``sim-garbage``, ``sim-bad-json``.
 * Broken streams: ``sim-drop-K``, ``sim-stall-K``, ``sim-error-event``, ``sim-error-event-flat``,
   ``sim-failed``, ``sim-incomplete``.
@@ -37,6 +38,7 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
 from __future__ import annotations
 
 import argparse
+import email.utils
 import functools
 import itertools
 import json
@@ -91,6 +93,15 @@ FAULT_MODELS: dict[str, str] = {
     "sim-flaky-500-N": "the first N requests for this name get 500, then answers",
     "sim-retry-after-S": "always HTTP 429 with retry-after: S (seconds)",
     "sim-html": "HTTP 502 with an nginx HTML page",
+    "sim-html-200": "HTTP 200 with a proxy's HTML sign-in page (text/html, longer than 200 characters)",
+    "sim-408": "always HTTP 408 Request Timeout",
+    "sim-409": "always HTTP 409 Conflict",
+    "sim-flaky-408-N": "the first N requests for this name get 408, then answers",
+    "sim-flaky-409-N": "the first N requests for this name get 409, then answers",
+    "sim-retry-after-ms-N": "always HTTP 429 with retry-after-ms: N (milliseconds)",
+    "sim-retry-after-date-S": "always HTTP 429 with retry-after: an HTTP date S seconds ahead",
+    "sim-should-retry-N": "the first N requests for this name get 400 with x-should-retry: true, then answers",
+    "sim-500-no-retry": "always HTTP 500 with x-should-retry: false",
     "sim-200-error": "HTTP 200 whose JSON body is an error (also when stream=true)",
     "sim-null-choices": "HTTP 200 with choices: null (responses: output: null) and zero usage",
     "sim-garbage": "non-stream: a text/plain body that is not JSON; stream: junk lines between events",
@@ -130,7 +141,12 @@ _STALL_LIMIT = 120.0
 _DEFAULT_NUMBERS = {  # the N, K, S or MS of a numbered fault model whose name has none
     "flaky-429": 1,
     "flaky-500": 1,
+    "flaky-408": 1,
+    "flaky-409": 1,
     "retry-after": 1,
+    "retry-after-ms": 1000,
+    "retry-after-date": 2,
+    "should-retry": 1,
     "drop": 5,
     "stall": 2,
     "tps": 10,
@@ -164,6 +180,13 @@ _TOOL_ARGUMENT_PIECES = ('{"city', '": "', "Par", 'is"}')
 _HTML_502 = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
     "<hr><center>nginx</center></body></html>"
+)
+_PROXY_SIGN_IN = (
+    "<!DOCTYPE html><html><head><title>Sign in to continue</title></head><body>"
+    "<h1>Corporate network: sign in to continue</h1><p>Your request to the internet was intercepted by the "
+    "proxy. Please sign in with your company account to reach external sites.</p>"
+    '<form method="post" action="/login"><input name="user"><input name="password" type="password"></form>'
+    "</body></html>"
 )
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -930,6 +953,21 @@ def _canned_fault(name: str, number: int, model: str, endpoint: str, stream: boo
         return _json_canned(429, too_many, (("retry-after-ms", "20"),))
     if name == "retry-after":
         return _json_canned(429, too_many, (("retry-after", str(number)),))
+    if name == "retry-after-ms":
+        return _json_canned(429, too_many, (("retry-after-ms", str(number)),))
+    if name == "retry-after-date":
+        when = email.utils.formatdate(time.time() + number, usegmt=True)
+        return _json_canned(429, too_many, (("retry-after", when),))
+    if name == "408":
+        return _json_canned(408, _aihubmix_error("Request Timeout"))
+    if name == "409":
+        return _json_canned(409, _aihubmix_error("Conflict: a concurrent request is being processed"))
+    if name == "should-retry":
+        return _json_canned(400, _aihubmix_error("temporarily rejected"), (("x-should-retry", "true"),))
+    if name == "500-no-retry":
+        return _json_canned(500, _upstream_error("upstream error"), (("x-should-retry", "false"),))
+    if name == "html-200":
+        return _Canned(200, _PROXY_SIGN_IN.encode(), "text/html; charset=utf-8")
     if name == "500":
         return _json_canned(500, _upstream_error("upstream error"))
     if name == "html":
@@ -1034,8 +1072,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.name == "latency":
             time.sleep(fault.number / 1000)
         name = fault.name
-        if name in ("flaky-429", "flaky-500"):
-            name = name[len("flaky-") :] if self._simulator._take_flaky_turn(model, fault.number) else ""
+        if name in ("flaky-429", "flaky-500", "flaky-408", "flaky-409", "should-retry"):
+            failing = self._simulator._take_flaky_turn(model, fault.number)
+            name = (name if name == "should-retry" else name[len("flaky-") :]) if failing else ""
         canned = _canned_fault(name, fault.number, model, endpoint, stream)
         if canned is not None:
             self._send(canned)

@@ -965,3 +965,40 @@ def test_command_line_serves_until_interrupted():
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(10) == 0
+
+
+# --- faults added for the reliability work (issue 4) ----------------------------------------------
+
+
+@pytest.mark.parametrize("send", [chat, respond])
+def test_retry_header_faults(http, send):
+    ms = send(http, model="sim-retry-after-ms-1500")
+    assert (ms.status_code, ms.headers["retry-after-ms"]) == (429, "1500")
+    dated = send(http, model="sim-retry-after-date-30")
+    assert dated.status_code == 429
+    import email.utils
+
+    ahead = email.utils.parsedate_to_datetime(dated.headers["retry-after"]).timestamp() - time.time()
+    assert 28 < ahead <= 30
+    no_retry = send(http, model="sim-500-no-retry")
+    assert (no_retry.status_code, no_retry.headers["x-should-retry"]) == (500, "false")
+    for status in (408, 409):
+        assert send(http, model=f"sim-{status}").status_code == status
+
+
+@pytest.mark.parametrize("kind", ["408", "409", "should-retry"])
+def test_more_flaky_models(sim, http, kind):
+    model = f"sim-flaky-{kind}-2" if kind != "should-retry" else "sim-should-retry-2"
+    statuses = [chat(http, model=model) for _ in range(3)]
+    expected = 400 if kind == "should-retry" else int(kind)
+    assert [r.status_code for r in statuses] == [expected, expected, 200]
+    if kind == "should-retry":
+        assert statuses[0].headers["x-should-retry"] == "true"
+        assert statuses[2].json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_html_200_from_a_proxy(http, stream):
+    response = chat(http, model="sim-html-200", stream=stream)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert response.text.startswith("<!DOCTYPE html>") and len(response.text) > 200
