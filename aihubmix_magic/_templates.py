@@ -15,6 +15,7 @@ The rule, chosen so that code and JSON in a prompt survive untouched:
   f-string).
 - `{Err}` is the last exception's traceback as plain text (unless a variable `Err` exists); `In` and
   `Out` are IPython's input and output history.
+- A field that would put the API key into the prompt (`{settings.api_key}`) is refused.
 - A pandas DataFrame (or Series) goes in as a Markdown table of at most `settings.template_max_rows` rows,
   then "… N more rows".
 """
@@ -26,6 +27,8 @@ import sys
 import traceback
 
 from IPython.core.error import UsageError
+
+from ._settings import settings
 
 __all__ = ["dataframe_markdown", "last_traceback", "render_template"]
 
@@ -55,7 +58,11 @@ def render_template(template: str, namespace: dict, *, max_rows: int = 20) -> st
             value = _resolve(path, namespace, in_code=in_code)
             parts.append(match.group(0) if value is _MISSING else _as_text(value, max_rows))
     parts.append(template[last:])
-    return "".join(parts)
+    result = "".join(parts)
+    key = settings.api_key
+    if key and key in result and key not in template:
+        raise UsageError("Template: a field would put the API key into the prompt; nothing was sent.")
+    return result
 
 
 def _resolve(path: str, namespace: dict, *, in_code: bool):

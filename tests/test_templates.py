@@ -7,6 +7,7 @@ from IPython.core.error import UsageError
 
 from aihubmix_magic import settings
 from aihubmix_magic._templates import dataframe_markdown, render_template
+from tests.conftest import TEST_KEY
 
 
 def sent_prompt(sim) -> str:
@@ -108,3 +109,16 @@ def test_template_max_rows_is_validated():
 
     with pytest.raises(TraitError, match="1 or more"):
         settings.template_max_rows = 0
+
+
+def test_the_key_never_goes_into_a_prompt(ip, sim):
+    from aihubmix_magic import _session
+
+    ip.user_ns["hub"] = {"client": _session.client(), "settings": settings}
+    before = sim.request_count
+    for field in ("{hub[settings].api_key}", "{hub[client].api_key}"):
+        with pytest.raises(UsageError, match="API key"):
+            ip.run_cell_magic("aihubmix", "", f"my key is {field}")
+    assert sim.request_count == before
+    ip.run_cell_magic("aihubmix", "", "Settings: {hub[settings]}")
+    assert TEST_KEY not in str(sim.requests[-1].body) and "sk-…mnop" in sent_prompt(sim)
