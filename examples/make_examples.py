@@ -1,0 +1,453 @@
+"""Write the example notebooks 02–05 (without outputs) from the cells listed here.
+
+    .venv/bin/python examples/make_examples.py        # rewrites examples/0[2-5]-*.ipynb
+
+Edit the cells below, not the .ipynb files, then run this script. Cell ids are derived from the notebook's
+name and the cell's position, so regenerating an unchanged notebook gives the same file. Each notebook
+starts in demo mode when no key is set (`%aihubmix demo auto`), so it runs offline; with AIHUBMIX_API_KEY
+set, the same cells ask the real models on AiHubMix. (01-quickstart.ipynb is written by hand.)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat import v4
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = "%load_ext aihubmix_magic\n%aihubmix demo auto"
+DEMO_NOTE = ("Without a key, `%aihubmix demo auto` answers from the **built-in simulator**: the answers are "
+             "simulated (clearly marked) and nothing leaves the machine. With `AIHUBMIX_API_KEY` set before "
+             "Jupyter starts, or after `%aihubmix key`, the same cells ask the real models on AiHubMix.")
+
+
+def md(text: str) -> tuple[str, str]:
+    return ("markdown", text.strip("\n"))
+
+
+def code(text: str) -> tuple[str, str]:
+    return ("code", text.strip("\n"))
+
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+
+NOTEBOOKS["02-control-panel"] = [
+    md("""
+# The control panel: choose a model and its settings with the mouse
+
+The `%%aihubmix` magic reads its settings (model, endpoint, temperature, system prompt, …) from one place,
+`aihubmix_magic.settings`. The **control panel** is a set of widgets tied to those settings *both ways*:
+move a slider and the next cell uses the new value; change a setting in code and the slider moves.
+
+Good for a class: students can try temperatures or models without learning any options first.
+
+""" + DEMO_NOTE),
+    code(SETUP),
+    md("""
+## Open the panel
+
+`%aihubmix panel` shows it. The model list is fetched in the background from `/v1/models`, so the panel
+appears at once. The status line at the bottom says which server is used, whether a key is set (never the
+key itself), and what the last call cost.
+"""),
+    code("%aihubmix panel"),
+    md("""
+## Ask a question
+
+Pick a model or move the temperature slider in the panel above, then run this cell. The footer under the
+answer names the model that answered, the tokens used and how fast the answer came.
+"""),
+    code("""
+%%aihubmix
+Explain photosynthesis to a 12-year-old, with a heading and a short list of the three things a plant needs.
+"""),
+    md("""
+## Settings from code move the panel too
+
+Everything the panel shows is a setting: `%aihubmix use MODEL`, `%config AihubmixMagics.…` and
+`aihubmix_magic.settings` change it, and the panel above follows. Scroll up after running this cell.
+"""),
+    code("""
+from aihubmix_magic import settings
+
+%aihubmix use claude-sonnet-4-5
+settings.temperature = 0.3
+settings.system = "You are a patient teacher. Use simple words."
+%config AihubmixMagics.max_tokens = 300
+%aihubmix config
+"""),
+    code("""
+%%aihubmix
+Why is the sky blue? Answer in bold first, then explain.
+"""),
+    md("""
+## Options on the cell win, for that cell only
+
+An option on the `%%aihubmix` line overrides the panel for one cell; the next cell uses the panel again.
+"""),
+    code("""
+%%aihubmix -m gpt-4o-mini -t 1.2 -s "You are a poet."
+Describe the water cycle in four short lines.
+"""),
+    code("""
+from aihubmix_magic import last_response
+
+r = last_response()
+print(r.model, "at temperature", r.request.get("temperature"), "| the panel still says", settings.model)
+"""),
+    md("""
+## A second panel stays in sync
+
+`aihubmix_magic.panel()` returns the widget, so you can place it anywhere (in a dashboard, next to a
+plot). Two panels show the same settings: move one and the other follows.
+"""),
+    code("""
+import aihubmix_magic
+
+aihubmix_magic.panel()
+"""),
+    md("""
+## Back to the defaults
+
+Settings last for this kernel session only. Put them back for the next lesson:
+"""),
+    code("""
+settings.temperature = None
+settings.system = ""
+settings.max_tokens = None
+%aihubmix use gpt-4o-mini
+"""),
+]
+
+NOTEBOOKS["03-data-exploration"] = [
+    md("""
+# Data exploration: label 40 product reviews with a model, then summarise them with pandas
+
+A common task in data science: a column of free text (here, product reviews) that we want to turn into
+categories we can count and plot. We will
+
+1. load a small CSV of reviews with pandas,
+2. try one prompt on one review,
+3. label **every** review with `aihubmix_magic.batch(...)`: the requests run concurrently, with a
+   progress bar, and the answers come back as a pandas Series aligned with the DataFrame,
+4. summarise and plot the labels, and compare them with the star ratings the customers gave.
+
+""" + DEMO_NOTE + """
+
+In demo mode the labels are simulated, so don't expect them to agree with the star ratings: the point
+is the workflow. With a real key, the agreement is worth discussing with students.
+"""),
+    code(SETUP),
+    md("""
+## Re-running costs nothing: the response cache
+
+With the cache on, an identical request is answered from a local SQLite file instead of the network, and
+the footer says "cached". Handy when a whole class re-runs the same notebook.
+"""),
+    code("%aihubmix cache on"),
+    md("## The data"),
+    code("""
+import pandas as pd
+
+df = pd.read_csv("data/reviews.csv")
+print(df.shape)
+df.head()
+"""),
+    md("""
+## One review first
+
+Always try a prompt on one example before running it on everything. `{df.review[0]}` inserts the first
+review into the prompt (a *template*: names in braces are filled in from the notebook).
+"""),
+    code("""
+%%aihubmix -m gpt-4o-mini
+Is this product review positive, neutral or negative? Answer in one word, then give a one-line reason.
+
+Review: {df.review[0]}
+"""),
+    md("""
+## Every review, as structured data
+
+For data we can count, we ask for **JSON that follows a schema**: a sentiment and a topic, each from a
+fixed list. `batch()` fills the template once per row (`{product}` and `{review}` are columns), sends the
+requests eight at a time and returns the answers in the DataFrame's order.
+"""),
+    code("""
+import json
+
+from aihubmix_magic import batch
+
+LABEL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+        "topic": {"type": "string", "enum": ["quality", "comfort", "delivery", "price", "service"]},
+    },
+    "required": ["sentiment", "topic"],
+    "additionalProperties": False,
+}
+
+answers = batch(
+    df,
+    template="Label this review of a {product}.\\n\\nReview: {review}",
+    model="gpt-4o-mini",
+    system="You label customer reviews for a shop. Answer with JSON only.",
+    response_format={"type": "json_schema",
+                     "json_schema": {"name": "review_label", "schema": LABEL_SCHEMA, "strict": True}},
+    concurrency=8,
+)
+answers.head()
+"""),
+    md("""
+The line under the progress bar is the batch summary (also in `answers.attrs["summary"]`). Each answer is
+a JSON text; `json.loads` turns it into columns we can join to the data. An item that failed is missing
+(`NaN`), so `dropna()` leaves it out.
+"""),
+    code("""
+labels = answers.dropna().map(json.loads).apply(pd.Series)
+df = df.join(labels)
+df[["product", "rating", "sentiment", "topic", "review"]].head(10)
+"""),
+    md("""
+## Summarise
+
+How many reviews of each kind per product, and does the model's sentiment agree with the stars?
+"""),
+    code("""
+counts = pd.crosstab(df["product"], df["sentiment"])
+counts
+"""),
+    code("""
+df.groupby("sentiment")["rating"].agg(["count", "mean"]).round(2)
+"""),
+    md("## Plot"),
+    code("""
+import matplotlib.pyplot as plt
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+counts.plot.barh(stacked=True, ax=left, title="Sentiment per product")
+df.groupby("sentiment")["rating"].mean().plot.bar(ax=right, title="Mean star rating per sentiment", rot=0)
+right.set_ylabel("stars")
+fig.tight_layout()
+plt.show()
+"""),
+    md("""
+## The same in one cell: `%%aihubmix --over`
+
+`--over` runs the cell once per item; `{}` stands for the item. The answers are shown as a table and,
+with `-o`, kept in a variable (here a Series with the DataFrame's index).
+"""),
+    code("""
+%%aihubmix --over df.review.head(5) -o summaries -m gpt-4o-mini
+Summarise this review in at most eight words: {}
+"""),
+    code("""
+df.loc[summaries.index, ["product", "rating"]].assign(summary=summaries)
+"""),
+    md("Run the notebook again: the cache answers every request, and the batch summary says so."),
+    code("%aihubmix cache info"),
+]
+
+NOTEBOOKS["04-teaching-compare"] = [
+    md("""
+# Teaching with several models: compare answers, reasoning effort and structured output
+
+AiHubMix puts many models (OpenAI, Anthropic, Google, DeepSeek, …) behind one key. In class this lets
+students see that models **differ**: in style, in length, in speed and in cost. This notebook shows
+
+- the same question sent to three models at once, side by side,
+- how *reasoning effort* changes the work a reasoning model does,
+- asking for **structured JSON** (a quiz question) that Python can use directly.
+
+""" + DEMO_NOTE),
+    code(SETUP),
+    md("""
+## Three models, one question
+
+`--compare` sends the prompt to every model listed, at the same time, and streams the answers in columns.
+Each column has its own footer: tokens, time to the first token, tokens per second.
+"""),
+    code("""
+%%aihubmix --compare gpt-4o-mini,claude-sonnet-4-5,gemini-2.5-flash
+Explain recursion to a 14-year-old in three sentences, with a short code example.
+"""),
+    md("""
+`last_response()` is now a `Comparison`; `.to_dataframe()` makes a table of the numbers, for a
+discussion about speed and cost.
+"""),
+    code("""
+from aihubmix_magic import last_response
+
+comparison = last_response()
+comparison.to_dataframe()
+"""),
+    md("""
+## Reasoning effort
+
+Reasoning models "think" before they answer. `-r` (`--reasoning-effort`) asks for more or less of that
+work: `low` is quicker and cheaper, `high` is more careful. The reasoning tokens are counted in the usage.
+(In demo mode the simulator thinks the same amount at every effort; with a real key, compare the numbers.)
+"""),
+    code("""
+%%aihubmix -m o4-mini -r low -o quick
+A bat and a ball cost $1.10 in total. The bat costs $1.00 more than the ball. How much is the ball?
+"""),
+    code("""
+%%aihubmix -m o4-mini -r high -o careful
+A bat and a ball cost $1.10 in total. The bat costs $1.00 more than the ball. How much is the ball?
+"""),
+    code("""
+for name, r in [("low", quick), ("high", careful)]:
+    print(f"effort {name:>4}: {r.usage.reasoning_tokens} reasoning tokens, "
+          f"{r.usage.output_tokens} output tokens, {r.elapsed:.1f} s")
+"""),
+    md("""
+## Structured output: a quiz question as JSON
+
+With `-f json --schema Quiz`, the model must answer with JSON that follows the schema below. The parsed
+value is in `last_response().parsed`, ready to use in Python: here, to run a tiny quiz.
+"""),
+    code("""
+Quiz = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string"},
+        "choices": {"type": "array", "items": {"type": "string"}},
+        "answer": {"type": "string"},
+        "explanation": {"type": "string"},
+    },
+    "required": ["question", "choices", "answer", "explanation"],
+}
+"""),
+    code("""
+%%aihubmix -m gpt-4o-mini -f json --schema Quiz
+Write one multiple-choice question about the water cycle for 12-year-olds, with four choices.
+"""),
+    code("""
+quiz = last_response().parsed
+print(quiz["question"])
+for letter, choice in zip("ABCD", quiz["choices"]):
+    print(f"  {letter}. {choice}")
+print("Answer:", quiz["answer"])
+"""),
+    md("""
+## Ideas for the classroom
+
+- Compare a small and a large model on a question from your subject: which answer would get the better
+  mark, and what did each cost?
+- Ask students to find a prompt on which the models disagree.
+- Turn a schema like `Quiz` into a worksheet generator with `aihubmix_magic.batch(...)`.
+"""),
+]
+
+NOTEBOOKS["05-responses-api"] = [
+    md("""
+# The Responses API: a conversation, an image, and saving the session
+
+AiHubMix offers two OpenAI-compatible endpoints: Chat Completions (`/v1/chat/completions`, the default)
+and the newer **Responses API** (`/v1/responses`), chosen with `-e responses`. This notebook uses the
+Responses API to
+
+- hold a **conversation** over several cells (`-c` continues it, `--thread NAME` keeps a named one),
+- ask about an **image** (a matplotlib chart made right here),
+- **export** the session as a notebook that can be handed out or re-run.
+
+""" + DEMO_NOTE),
+    code(SETUP),
+    md("""
+## A conversation
+
+Normally each `%%aihubmix` cell stands alone: the model does not remember the cell before. With `-c`
+(`--continue`) the cell continues the previous exchange, so the model sees what was said.
+"""),
+    code("""
+%%aihubmix -e responses -m gpt-4o-mini
+I am planning a 45-minute science lesson on the water cycle for 12-year-olds. Suggest a plan as a list.
+"""),
+    code("""
+%%aihubmix -e responses -m gpt-4o-mini -c
+Now shorten it to 20 minutes and keep the experiment.
+"""),
+    md("`%aihubmix history` shows the conversation so far:"),
+    code("%aihubmix history"),
+    md("""
+## A named thread
+
+`--thread NAME` keeps a separate conversation that other cells don't disturb, e.g. one per student group.
+"""),
+    code("""
+%%aihubmix -e responses -m gpt-4o-mini --thread quiz
+Give me one quiz question about evaporation.
+"""),
+    code("""
+%%aihubmix -e responses -m gpt-4o-mini --thread quiz
+Now a harder one on the same topic.
+"""),
+    md("""
+## An image
+
+`--image` sends a picture with the prompt: a file, a URL, or a PIL image or matplotlib figure from the
+notebook. Here we draw a chart and ask the model to describe it, as for a student who cannot see it.
+"""),
+    code("""
+import matplotlib.pyplot as plt
+
+months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
+rainfall = [78, 60, 55, 48, 52, 45]
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.bar(months, rainfall, color="tab:blue")
+ax.set_title("Rainfall per month (mm)")
+ax.set_ylabel("mm")
+plt.show()
+"""),
+    code("""
+%%aihubmix -e responses -m gpt-4o-mini --image fig
+Describe this chart in two sentences for a student who cannot see it.
+"""),
+    md("""
+## Save the session as a notebook
+
+`%aihubmix export FILE.ipynb` writes every prompt of this session with its answer: each one as the
+`%%aihubmix` cell that asks it again, with model, tokens and timings in the cell metadata. The API key is
+never written. `--thread NAME` exports one conversation only.
+"""),
+    code("""
+%aihubmix export exported-lesson.ipynb
+%aihubmix export exported-quiz.ipynb --thread quiz
+"""),
+    code("""
+import nbformat
+
+exported = nbformat.read("exported-quiz.ipynb", as_version=4)
+for cell in exported.cells:
+    if cell.cell_type == "code" and cell.source.startswith("%%aihubmix"):
+        print(cell.source, "\\n  ->", cell.metadata["aihubmix"]["usage"], "\\n")
+"""),
+]
+
+
+def build(name: str, cells: list[tuple[str, str]]):
+    nb = v4.new_notebook()
+    for number, (kind, source) in enumerate(cells):
+        cell = v4.new_markdown_cell(source) if kind == "markdown" else v4.new_code_cell(source)
+        cell.id = f"{name[:2]}-{number:02d}"
+        nb.cells.append(cell)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.validate(nb)
+    return nb
+
+
+def main() -> int:
+    for name, cells in NOTEBOOKS.items():
+        path = HERE / f"{name}.ipynb"
+        nbformat.write(build(name, cells), path)
+        print(f"wrote {path.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
