@@ -365,7 +365,9 @@ def consume(response: Response, view) -> None:
             with condition:
                 if not pending and not state["done"]:
                     deadline = view.deadline
-                    condition.wait(None if deadline is None else max(0.0, deadline - clock()))
+                    if deadline is None:  # nothing held back; deltas that come without a quiet gap do not
+                        deadline = clock() + getattr(view, "interval", 0.1)  # notify: look at them soon
+                    condition.wait(max(0.0, deadline - clock()))
                 batch = pending[:]
                 pending.clear()
                 done = state["done"]
