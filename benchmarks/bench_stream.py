@@ -53,6 +53,16 @@ def raw_floor(http: httpx.Client, url: str, endpoint: str) -> str:
     return "".join(parts)
 
 
+def transport_only(http: httpx.Client, url: str, endpoint: str) -> int:
+    """httpx alone, no parsing at all: `iter_raw()` to the end (what every client above pays)."""
+    size = 0
+    with http.stream("POST", url + PATHS[endpoint], json=request_body(endpoint, "bench"),
+                     headers={"Authorization": f"Bearer {KEY}"}) as r:
+        for chunk in r.iter_raw():
+            size += len(chunk)
+    return size
+
+
 def openai_sdk(sdk, endpoint: str) -> str:
     parts: list[str] = []
     if endpoint == "chat":
@@ -162,25 +172,35 @@ def run(quick: bool = False) -> list[Result]:
                 if traffic["errors"]:
                     raise RuntimeError(f"the magic failed in the kernel: {traffic['errors']}")
                 candidates = {
+                    "t": lambda: transport_only(http, server.base_url, endpoint),
                     "a": lambda: raw_floor(http, server.base_url, endpoint),
                     "c": lambda: our_client(client, endpoint),
-                    "d": lambda: kernel.execute(magic_cell(endpoint)),
+                    "d": lambda: traffic.update(kernel.execute(magic_cell(endpoint))),
                 }
                 times = alternate(candidates, repeats)
                 # the SDK is an order of magnitude slower: fewer runs of it, alternated with the floor
                 sdk_times = alternate({"a": candidates["a"], "b": lambda: openai_sdk(sdk, endpoint)},
                                       max(1, repeats // 2 + 1))
-                a, c, d = (median(times[name]) for name in "acd")
+                t, a, c, d = (median(times[name]) for name in "tacd")
                 b = median(sdk_times["b"])
                 a_for_b = median(sdk_times["a"])
                 sizes = f"{chunks:,} chunks, {len(server.bodies[endpoint]) / 1e6:.1f} MB"
+                answer_bytes = len(expected.encode())
+                shown = traffic["display_bytes"] / answer_bytes
                 results += [
                     Result(TITLE, f"{endpoint}: (a) raw httpx+json.loads", f"{a:.3f} s ({sizes})", "1.00x",
                            "floor", None),
+                    Result(TITLE, f"{endpoint}: httpx transport alone (iter_raw, no parsing) / (a)",
+                           f"{t:.3f} s vs {a:.3f} s", f"{t / a:.2f}x", "info", None,
+                           "a share every client pays"),
                     Result(TITLE, f"{endpoint}: (c) Client / (a)", f"{c:.3f} s vs {a:.3f} s", f"{c / a:.2f}x",
                            "<= 1.5x", c / a <= 1.5),
                     Result(TITLE, f"{endpoint}: (d) magic in kernel / (a)", f"{d:.3f} s vs {a:.3f} s",
                            f"{d / a:.2f}x", "<= 2x", d / a <= 2.0),
+                    Result(TITLE, f"{endpoint}: (d) display traffic on iopub / answer bytes",
+                           f"{traffic['display_messages']} display messages, {traffic['display_bytes']:,} B "
+                           f"for {answer_bytes:,} B", f"{shown:.2f}x", "<= 3x (row 2, real path)", shown <= 3,
+                           "full speed, real kernel"),
                     Result(TITLE, f"{endpoint}: (b) openai SDK / (a)", f"{b:.3f} s vs {a_for_b:.3f} s",
                            f"{b / a_for_b:.1f}x", "info", None),
                     Result(TITLE, f"{endpoint}: (b) SDK / (c) Client", f"{b:.3f} s vs {c:.3f} s",
