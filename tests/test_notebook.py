@@ -235,3 +235,20 @@ def test_formats_images_and_braces_round_trip(ip, sim, tmp_path):
     assert code_cells(nb)[2].metadata["aihubmix"]["images"] == 1
     again = replay(ip, nb)
     assert [r.request for r in again] == [r.request for r in originals]
+
+
+def test_comparison_becomes_one_compare_cell(ip, sim, tmp_path):
+    pytest.importorskip("aihubmix_magic._compare")
+    start = len(history())
+    ip.run_cell_magic("aihubmix", '--compare gpt-4o-mini,claude-haiku-4-5 -s "Be brief."', "Define entropy.")
+    comparison = history()[start]
+    assert len(comparison.responses) == 2
+    nb = nbformat.read(export_notebook([comparison], tmp_path / "c.ipynb"), as_version=4)
+    (cell,) = code_cells(nb)
+    assert cell.source == '%%aihubmix --compare gpt-4o-mini,claude-haiku-4-5 -e chat -s "Be brief."\nDefine entropy.'
+    markdown = [o.data["text/markdown"] for o in cell.outputs]
+    for response in comparison.responses:
+        assert f"**{response.model}**" in markdown and response.text in markdown
+    assert [m["model"] for m in cell.metadata["aihubmix"]["compare"]] == ["gpt-4o-mini", "claude-haiku-4-5"]
+    again = replay(ip, nb)
+    assert [r.request for r in again[0].responses] == [r.request for r in comparison.responses]
