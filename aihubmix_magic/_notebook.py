@@ -25,7 +25,7 @@ from nbformat import v4
 from ._display import _reasoning_block, footer_text
 from ._response import Response
 
-__all__ = ["export_notebook", "magic_line", "prompt_of", "system_of"]
+__all__ = ["build_notebook", "export_notebook", "magic_line", "prompt_of", "system_of"]
 
 # the request fields a `%%aihubmix` option reproduces, and how it is spelled on the line
 _OPTIONS = (
