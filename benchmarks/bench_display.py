@@ -51,9 +51,8 @@ class CountingPublisher:
 
 def answer_tokens(words: int) -> list[str]:
     """The simulator's streamed tokens for `words=N` (a word and the whitespace after it)."""
-    from _common import KEY, request_body
-
     import httpx
+    from _common import KEY, request_body
 
     from aihubmix_magic.simulator import Simulator
 

@@ -68,7 +68,7 @@ def measure(deltas_wanted: int) -> tuple[list[float], int]:
     latencies = []
     cursor = 0
     total = 0
-    for delta, sent in zip(deltas, written):
+    for delta, sent in zip(deltas, written, strict=True):
         total += len(delta)
         while published[cursor][1] < total:
             cursor += 1
