@@ -10,7 +10,8 @@ Usable without IPython:
 
 Retries follow the official SDK (PROTOCOL.md §4): connect errors, timeouts before any answer, and HTTP
 408/409/429/5xx, with `retry-after-ms` / `retry-after` honoured up to 60 s, else exponential backoff with
-jitter. Nothing is retried once a 2xx answer has started. The key goes only into the Authorization header
+jitter; not a 503 that names an unknown model (AiHubMix sends those), which no wait can fix. Nothing is
+retried once a 2xx answer has started. The key goes only into the Authorization header
 of requests to the configured base URL, and is scrubbed from every error message.
 """
 
@@ -27,6 +28,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import httpx
@@ -214,11 +216,14 @@ class Client:
         """GET /v1/models: the models this key may use, as the server describes them."""
         response = self._send("GET", "/models", None, on_retry=None)
         try:
-            body = json.loads(response.read())
-        except ValueError as exc:
-            raise APIResponseError("The model list is not JSON.") from exc
+            content = response.read()
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(f"No model list from {self.base_url} within the read timeout.") from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"The connection to {self.base_url} broke: {self._scrub(exc)}") from exc
         finally:
             response.close()
+        body = self._parse_json(content, response)
         data = body.get("data") if isinstance(body, dict) else body
         if not isinstance(data, list):
             raise APIResponseError("The model list has no `data` array.", body=body)
@@ -310,6 +315,8 @@ class Client:
                     response.close()
                 should_retry, retry_after = retry_decision(response)
                 error = self._status_error(response, model)
+                if isinstance(error, ModelNotFoundError) and response.headers.get("x-should-retry") != "true":
+                    should_retry = False  # a 503 that names an unknown model: it stays unknown, do not wait
             if not should_retry or retries >= self.max_retries:
                 raise error
             delay = retry_delay(retry_after, retries)
@@ -348,7 +355,7 @@ class Client:
                         yield loads(data)
                     except ValueError:
                         raise APIResponseError(
-                            f"The stream sent data that is not JSON: {_quote(data.decode('utf-8', 'replace'))}"
+                            f"The stream sent data that is not JSON: {_quote(self._scrub(data.decode('utf-8', 'replace')))}"
                         ) from None
             for event in decoder.flush():
                 if event.data[:6] == b"[DONE]":
@@ -379,11 +386,14 @@ class Client:
         try:
             return json.loads(content)
         except ValueError:
-            raise APIResponseError(
-                f"The server's answer is not JSON ({response.headers.get('content-type', 'no content type')}): "
-                f"{_quote(self._scrub(content.decode('utf-8', 'replace')))}",
-                body=content[:2000],
-            ) from None
+            kind = response.headers.get("content-type", "no content type")
+            text = content.decode("utf-8", "replace")
+            if "html" in kind.lower() or text.lstrip()[:1] == "<":  # a proxy, firewall or sign-in page
+                what = (f"{self.base_url} answered with an HTML page, not JSON (is a proxy or a sign-in page in "
+                        f"the way?)")
+            else:
+                what = f"The server's answer is not JSON ({kind})"
+            raise APIResponseError(f"{what}: {_quote(self._scrub(text))}", body=content[:2000]) from None
 
     def _status_error(self, response: httpx.Response, model: str) -> APIStatusError:
         status = response.status_code
@@ -547,7 +557,13 @@ def _quote(text: str, limit: int = 200) -> str:
 
 def _reason(error: AihubmixError) -> str:
     if isinstance(error, APIStatusError):
-        return f"{error.status_code} {error.server_message}"[:80]
+        message = error.server_message
+        if message.lstrip().startswith("<"):  # an HTML error page: its tags would render in the cell's note
+            try:
+                message = HTTPStatus(error.status_code).phrase
+            except ValueError:
+                message = ""
+        return f"{error.status_code} {message}"[:80].rstrip()
     return type(error).__name__
 
 

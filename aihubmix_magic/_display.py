@@ -168,6 +168,12 @@ class NotebookView:
         else:
             self.publisher.update(data, self._note_id)
 
+    def clear_note(self) -> None:
+        """The call failed before anything else was shown: take the note away (the error says it all)."""
+        if self._note_id is not None:
+            self._note_id = None
+            self.publisher.clear()
+
     # -- output ------------------------------------------------------------------------------------------
     @property
     def deadline(self) -> float | None:
@@ -288,6 +294,9 @@ class TerminalView:
     def note(self, text: str) -> None:
         self.stream.write(f"[{text}]\n")
         self.stream.flush()
+
+    def clear_note(self) -> None:
+        pass  # printed text stays
 
     def tick(self, now: float | None = None) -> None:
         pass

@@ -203,6 +203,7 @@ class AihubmixMagics(Magics, SettingTraits):
                 response = client.respond(prompt, instructions=params["system"] or None,
                                           max_output_tokens=params["max_tokens"], **kwargs)
         except AihubmixError as exc:
+            view.clear_note()  # a "retrying in N s" note must not outlive the call
             if exc.response is not None:
                 self._keep(exc.response, out)
             raise

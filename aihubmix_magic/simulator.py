@@ -1065,7 +1065,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_json_canned(400, _openai_error("you must provide a model parameter")))
             return
         if model not in _OWNERS and not model.startswith("sim-"):
-            self._send(_json_canned(400, _incorrect_model_error()))
+            self._send(_json_canned(self._simulator.unknown_model_status, _incorrect_model_error()))
             return
         fault = _Fault.parse(model)
         stream = body.get("stream") is True
@@ -1213,7 +1213,8 @@ class Simulator:
     """An AiHubMix-like gateway on a loopback port, serving from a background thread.
 
     ``api_key=None`` accepts any non-empty bearer token; ``delay`` is the time between streamed
-    tokens and ``latency`` the time before each response starts, in seconds. The statistics
+    tokens and ``latency`` the time before each response starts, in seconds; ``unknown_model_status`` is
+    the HTTP status of the answer to a model it does not know (400; AiHubMix also uses 404 and 503). The statistics
     (``requests``, ``connections_opened``, ``disconnects``) are thread-safe and cleared by
     ``reset()``.
     """
@@ -1226,7 +1227,9 @@ class Simulator:
         api_key: str | None = None,
         delay: float = 0.0,
         latency: float = 0.0,
+        unknown_model_status: int = 400,
     ) -> None:
+        self.unknown_model_status = unknown_model_status
         self.host = host
         self.port = port
         self.api_key = api_key

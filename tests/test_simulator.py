@@ -1002,3 +1002,11 @@ def test_html_200_from_a_proxy(http, stream):
     response = chat(http, model="sim-html-200", stream=stream)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     assert response.text.startswith("<!DOCTYPE html>") and len(response.text) > 200
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_unknown_model_status_is_configurable(status):
+    with Simulator(unknown_model_status=status) as server, httpx.Client(base_url=server.base_url) as client:
+        response = client.post("/chat/completions", json={"model": "gpt-4o-mnii", "messages": []},
+                               headers={"Authorization": "Bearer sk-test"})
+        assert response.status_code == status and "Incorrect model ID" in response.json()["error"]["message"]
