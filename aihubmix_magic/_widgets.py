@@ -96,7 +96,7 @@ class Panel(widgets.VBox):
         self.refresh_button.add_class("aihubmix-refresh")
         self.endpoint = widgets.ToggleButtons(options=ENDPOINTS, value=self.settings.endpoint,
                                               tooltips=["/v1/chat/completions", "/v1/responses"],
-                                              style={"button_width": "6.5em"})
+                                              style={"button_width": "7.5em"})
         self.models_note = widgets.HTML("")
         self.models_note.add_class("aihubmix-models-note")
 

@@ -1,0 +1,241 @@
+"""End to end in a real browser: JupyterLab on loopback, driven by Playwright with Debian's chromium.
+
+A notebook loads the extension, turns demo mode on, shows the control panel; the test picks another model
+and endpoint in the panel with the mouse and keyboard, enters a key in the panel's password field, runs a
+`%%aihubmix` cell, and checks what the page shows while the answer streams and once it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aihubmix_magic._demo import DEMO_KEY
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CANARY = "sk-canary-browser-4f7a9c2e1b8d6e3f"
+KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{20,}")
+CHOSEN_MODEL = "claude-haiku-4-5"
+PROMPT = "Write a heading, then words=300, with bold text and a code block."
+NOTEBOOK = "panel-test.ipynb"
+WAIT = 60_000  # ms: generous, for a loaded 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """JupyterLab from this venv, in a temporary root with a token; yields (base URL, token, root)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (`bash .ci/setup` installs Debian's chromium)")
+    root, home = tmp_path / "root", tmp_path / "jupyter"
+    root.mkdir()
+    notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+               JUPYTER_PLATFORM_DIRS="1")
+    for name in ("AIHUBMIX_API_KEY", "AIHUBMIX_BASE_URL", "AIHUBMIX_MODEL"):  # the kernel starts with no key
+        env.pop(name, None)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
+               "--LabApp.extension_manager=readonly"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+        command.append("--allow-root")
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "jupyterlab.log", "wb") as log:
+        server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        _wait_until_up(server, url, token, tmp_path / "jupyterlab.log")
+        yield url, token, root
+    finally:
+        _shut_down(server, url, token)
+
+
+def _wait_until_up(server: subprocess.Popen, url: str, token: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    with httpx.Client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get(f"{url}/api/status", params={"token": token}).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+    pytest.fail(f"JupyterLab did not answer within 90 s:\n{log.read_text()[-3000:]}")
+
+
+def _shut_down(server: subprocess.Popen, url: str, token: str) -> None:
+    """Ask the server to stop (it shuts its kernels down), then make sure its process group is gone."""
+    if server.poll() is None:
+        try:
+            with httpx.Client(timeout=10) as client:
+                client.post(f"{url}/api/shutdown", headers={"Authorization": f"token {token}"})
+        except httpx.HTTPError:
+            pass
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    try:  # a kernel left behind by a crash is in the server's session
+        os.killpg(server.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _create_notebook(url: str, token: str) -> None:
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "code", "id": "first", "source": "", "metadata": {}, "outputs": [],
+                   "execution_count": None}],
+    }
+    with httpx.Client(timeout=10) as client:
+        reply = client.put(f"{url}/api/contents/{NOTEBOOK}", headers={"Authorization": f"token {token}"},
+                           json={"type": "notebook", "format": "json", "content": notebook})
+    reply.raise_for_status()
+
+
+def _secrets_in(text: str) -> list[str]:
+    found = [key for key in (DEMO_KEY, CANARY) if key in text]
+    return found + KEY_PATTERN.findall(text)
+
+
+def test_panel_and_streaming_in_jupyterlab(jupyterlab):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    _create_notebook(url, token)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1500})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1500})
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            expect(cells.first.locator(".cm-content")).to_be_visible()
+            # a cell run before the kernel is connected is silently not executed: wait for it
+            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible()
+            page.keyboard.press("Control+b")  # fold the file browser away, for the screenshot
+
+            def run(index: int, source: str):
+                cell = cells.nth(index)
+                cell.locator(".cm-content").click()
+                page.keyboard.type(source)
+                page.keyboard.press("Shift+Enter")
+                return cell
+
+            def wait_done(cell) -> None:
+                expect(cell.locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+
+            wait_done(run(0, "%load_ext aihubmix_magic"))
+            demo = run(1, "%aihubmix demo")
+            wait_done(demo)
+            expect(demo.locator(".jp-OutputArea")).to_contain_text("Demo mode")
+            wait_done(run(2, "%aihubmix panel"))
+
+            panel = page.locator(".aihubmix-panel")
+            expect(panel).to_be_visible()
+            expect(panel.locator(".aihubmix-models-note")).to_contain_text("models")
+            expect(panel.locator(".aihubmix-status")).to_contain_text("demo key")
+            # pick another model: the mouse into the search field, the keyboard for the name
+            model_input = panel.locator(".aihubmix-model input")
+            model_input.click()
+            page.keyboard.press("Control+a")
+            page.keyboard.type(CHOSEN_MODEL)
+            page.keyboard.press("Enter")
+            # and the responses endpoint with the mouse
+            panel.locator("button", has_text="responses").click()
+            expect(panel.locator("button.mod-active", has_text="responses")).to_have_count(1)
+            # a key through the password field: the kernel takes it and clears the field
+            key_input = panel.locator(".aihubmix-key input")
+            key_input.click()
+            page.keyboard.type(CANARY)
+            page.keyboard.press("Enter")
+            expect(key_input).to_have_value("")
+            expect(panel.locator(".aihubmix-models-note")).to_contain_text("Key stored")
+
+            answer = run(3, "%%aihubmix\n" + PROMPT)
+            output = answer.locator(".jp-OutputArea")
+            prompt = answer.locator(".jp-InputArea-prompt")
+            expect(prompt).to_have_text(re.compile(r"\[\*\]"))
+            seen: list[str] = []  # distinct output texts seen before the answer ended
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                running = "*" in prompt.inner_text()
+                text = output.inner_text() if output.count() else ""
+                if not running:
+                    break
+                before_the_end = f"{CHOSEN_MODEL} · " not in text  # the footer comes last
+                if text.strip() and before_the_end and (not seen or text != seen[-1]):
+                    seen.append(text)
+                page.wait_for_timeout(100)
+            wait_done(answer)
+            assert len(seen) >= 2, f"the output was seen {len(seen)} time(s) while streaming"
+            assert len(seen[-1]) > len(seen[0]), "the output did not grow while the answer streamed"
+            print(f"output seen {len(seen)} times while streaming, {len(seen[0])} to {len(seen[-1])} characters")
+
+            # the final rendering: a heading, bold text, a code block, and the footer naming the model
+            expect(output.locator("h2")).to_have_count(1)
+            expect(output.locator("strong").first).to_contain_text("bold text")
+            expect(output.locator("pre code, code").first).to_be_visible()
+            footer = output.locator(".jp-OutputArea-child").last.inner_text().strip()
+            assert footer.startswith(CHOSEN_MODEL + " · responses · "), footer
+            expect(panel.locator(".aihubmix-status")).to_contain_text(f"last call: {CHOSEN_MODEL} · responses")
+
+            page.keyboard.press("Escape")
+            page.keyboard.press("Control+s")
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "panel.png"))
+
+            page_text = page.locator("body").inner_text() + page.content() + "\n".join(page.evaluate(
+                "() => Array.from(document.querySelectorAll('input, textarea')).map(e => e.value)"))
+            assert _secrets_in(page_text) == []
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "panel-failure.png"))  # to see what went wrong
+            raise
+        finally:
+            browser.close()
+
+    saved = root / NOTEBOOK
+    deadline = time.monotonic() + 30
+    while CHOSEN_MODEL + " · responses" not in saved.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = saved.read_text()
+    assert CHOSEN_MODEL + " · responses" in text, "the notebook was not saved with the answer"
+    assert _secrets_in(text) == []
