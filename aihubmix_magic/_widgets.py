@@ -146,6 +146,8 @@ class Panel(widgets.VBox):
     # -- settings -> widgets -----------------------------------------------------------------------------
     def _on_settings(self, change) -> None:
         self._show_settings()
+        if change["name"] in ("base_url", "has_key") and not self._closed:
+            self.refresh()  # another server or key (e.g. `%aihubmix demo`) may offer other models
 
     def _show_settings(self) -> None:
         current = self.settings
@@ -165,8 +167,9 @@ class Panel(widgets.VBox):
 
     def _status_html(self) -> str:
         current = self.settings
-        key = "demo key (simulated answers)" if current.demo else ("key set" if current.has_key else "no key")
-        parts = [f"<code>{html.escape(current.base_url)}</code>", html.escape(key)]
+        parts = [f"<code>{html.escape(current.base_url)}</code>", "key set" if current.has_key else "no key"]
+        if current.demo:
+            parts.append("demo mode (simulated answers)")
         parts.append("last call: " + html.escape(current.last_call) if current.last_call else "no call yet")
         return f"<small>{' · '.join(parts)}</small>"
 
@@ -197,9 +200,6 @@ class Panel(widgets.VBox):
         self.key.value = ""  # first: the key must not stay in the widget's state
         if typed.strip():
             self.settings.set_key(typed)
-            if self.settings.demo:
-                self.models_note.value = ("<small>Key stored; demo mode is still on: "
-                                          "<code>%aihubmix demo off</code> uses it.</small>")
 
     # -- the model list ----------------------------------------------------------------------------------
     def refresh(self) -> threading.Thread:

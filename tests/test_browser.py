@@ -172,7 +172,7 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
             panel = page.locator(".aihubmix-panel")
             expect(panel).to_be_visible()
             expect(panel.locator(".aihubmix-models-note")).to_contain_text("models")
-            expect(panel.locator(".aihubmix-status")).to_contain_text("demo key")
+            expect(panel.locator(".aihubmix-status")).to_contain_text("demo mode")
             # pick another model: the mouse into the search field, the keyboard for the name
             model_input = panel.locator(".aihubmix-model input")
             model_input.click()
@@ -188,7 +188,7 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
             page.keyboard.type(CANARY)
             page.keyboard.press("Enter")
             expect(key_input).to_have_value("")
-            expect(panel.locator(".aihubmix-models-note")).to_contain_text("Key stored")
+            expect(panel.locator(".aihubmix-models-note")).to_contain_text("models")  # fetched with the new key
 
             answer = run(3, "%%aihubmix\n" + PROMPT)
             output = answer.locator(".jp-OutputArea")

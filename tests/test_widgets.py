@@ -233,6 +233,20 @@ def test_a_failing_model_list_keeps_the_model_and_says_why_in_one_line(make_pane
     assert "\n" not in note
 
 
+def test_another_server_or_key_fetches_the_model_list_again(sim, make_panel):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    settings.max_retries = 0
+    settings.base_url = f"http://127.0.0.1:{closed}/v1"
+    p = make_panel()
+    assert p.model.options == ()
+    settings.base_url = sim.base_url  # as `%aihubmix demo` does
+    p._fetcher.join(30)
+    assert set(MODELS) <= set(p.model.options)
+    assert "Cannot fetch" not in p.models_note.value
+
+
 def test_panel_subcommand_displays_the_widget(ip):
     ip.run_line_magic("aihubmix", "panel")
     views = [data[WIDGET_VIEW] for data in ip.display_pub.outputs() if WIDGET_VIEW in data]
