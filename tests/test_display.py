@@ -169,3 +169,20 @@ def test_reasoning_is_shown_above_the_answer(ip):
     assert outputs[0].startswith("<details><summary>Reasoning</summary>")
     assert outputs[1] == last_response().text
     assert last_response().reasoning.split()[0] in outputs[0]
+
+
+def test_consume_paints_while_a_fast_stream_arrives(sim):
+    """Tokens 20 ms apart never make a quiet gap: the painter must still look at them every interval."""
+    from aihubmix_magic import Client
+    from aihubmix_magic._display import consume
+    from tests.conftest import TEST_KEY
+
+    publisher = CountingPublisher()
+    view = NotebookView(publisher)
+    with Client(TEST_KEY, sim.base_url) as client:
+        response = client.chat("words=40", model="sim-tps-50", stream=True)
+        consume(response, view)
+    assert response.status == "completed"
+    updates = [data["text/markdown"] for kind, data, _ in publisher.messages if kind in ("show", "update")]
+    assert len(updates) >= 5, "the answer was shown only at the end"
+    assert len(set(updates)) == len(updates), "each repaint shows more text"
