@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import shlex
 
 from IPython.core.error import UsageError
@@ -118,6 +119,10 @@ class AihubmixMagics(Magics, SettingTraits):
         if cell is None:
             return self._subcommand(line)
         args = _parse_options(self.aihubmix, line)
+        if args.out is not None and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
+            raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
+        if args.concurrency is not None and args.over is None:
+            raise UsageError("--concurrency goes with --over EXPR (a batch); a single cell sends one request.")
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")

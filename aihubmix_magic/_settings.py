@@ -11,16 +11,23 @@ widget state. It lives in a private attribute, and only `has_key` is public.
 from __future__ import annotations
 
 import os
+import warnings
 
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
 from ._client import DEFAULT_BASE_URL, mask_key, validate_base_url
+from ._exceptions import ConfigurationError
 
-__all__ = ["ENDPOINTS", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
+__all__ = ["ENDPOINTS", "InvalidSettingError", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
 
 ENDPOINTS = ("chat", "responses")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class InvalidSettingError(ConfigurationError, TraitError):
+    """A setting was given a value it cannot take; nothing changed. One line in a notebook (it is an
+    AihubmixError) and a TraitError for traitlets, `%config` and the widgets."""
 
 
 class SettingTraits(HasTraits):
@@ -59,25 +66,25 @@ class SettingTraits(HasTraits):
     def _check_max_tokens(self, proposal):
         value = proposal["value"]
         if value is not None and value < 1:
-            raise TraitError(f"max_tokens must be a positive whole number, not {value}")
+            raise InvalidSettingError(f"max_tokens must be a positive whole number, not {value}")
         return value
 
     @validate("timeout", "connect_timeout")
     def _check_timeout(self, proposal):
         if proposal["value"] <= 0:
-            raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
+            raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of seconds")
         return proposal["value"]
 
     @validate("template_max_rows")
     def _check_template_max_rows(self, proposal):
         if proposal["value"] < 1:
-            raise TraitError("template_max_rows must be 1 or more")
+            raise InvalidSettingError("template_max_rows must be 1 or more")
         return proposal["value"]
 
     @validate("max_retries")
     def _check_retries(self, proposal):
         if proposal["value"] < 0:
-            raise TraitError("max_retries must be 0 or more")
+            raise InvalidSettingError("max_retries must be 0 or more")
         return proposal["value"]
 
     @validate("base_url")
@@ -85,12 +92,12 @@ class SettingTraits(HasTraits):
         try:
             return validate_base_url(proposal["value"])
         except Exception as exc:
-            raise TraitError(str(exc)) from None
+            raise InvalidSettingError(str(exc)) from None
 
 
 def _in_range(name: str, value: float | None, low: float, high: float) -> float | None:
     if value is not None and not low <= value <= high:
-        raise TraitError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+        raise InvalidSettingError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
     return value
 
 
@@ -111,7 +118,10 @@ class Settings(SettingTraits):
         if env_model:
             kwargs.setdefault("model", env_model)
         if env_url:
-            kwargs.setdefault("base_url", env_url)
+            try:
+                kwargs.setdefault("base_url", validate_base_url(env_url))
+            except ConfigurationError as exc:  # importing the package must not fail on it
+                warnings.warn(f"AIHUBMIX_BASE_URL is ignored: {exc}", UserWarning, stacklevel=2)
         super().__init__(**kwargs)
         self._api_key: str | None = None
         self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
