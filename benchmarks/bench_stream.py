@@ -4,7 +4,8 @@ The simulator's answer to `words=50000` (one token per word) is captured once pe
 by `_replay_server.py` in its own process, pre-rendered, with one `sendall`: the server's cost per
 chunk is nil, and every client reads exactly the same bytes. Per endpoint:
 
-(a) raw httpx + json.loads: split the body on blank lines, json.loads each data line, keep the text (the floor)
+(a) raw httpx + json.loads, the floor: `iter_raw()` (httpx's cheapest read: no decoder or chunker layer),
+    split on blank lines, json.loads each data line, keep the text
 (b) the official openai SDK, `stream=True`, iterating its typed chunks / events
 (c) our Client: `for delta in client.chat(..., stream=True)` (or `client.respond`)
 (d) the whole magic path in a real kernel: jupyter_client starts an ipykernel, runs `%load_ext
@@ -34,7 +35,7 @@ def raw_floor(http: httpx.Client, url: str, endpoint: str) -> str:
     parts: list[str] = []
     with http.stream("POST", url + PATHS[endpoint], json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
         rest = b""
-        for chunk in r.iter_bytes():
+        for chunk in r.iter_raw():  # the cheapest read httpx offers (no content coding here)
             events = (rest + chunk).split(b"\n\n")
             rest = events.pop()
             for event in events:
@@ -169,7 +170,7 @@ def measure(endpoint: str, server: ReplayServer, http, sdk, client, kernel: Kern
     answer_bytes = len(expected.encode())
     shown = traffic["display_bytes"] / answer_bytes
     return [
-        Result(TITLE, f"{endpoint}: (a) raw httpx+json.loads", f"{a:.3f} s ({sizes})", "1.00x", "floor", None),
+        Result(TITLE, f"{endpoint}: (a) raw httpx iter_raw + json.loads", f"{a:.3f} s ({sizes})", "1.00x", "floor", None),
         Result(TITLE, f"{endpoint}: httpx transport alone (iter_raw, no parsing) / (a)",
                f"{t:.3f} s vs {a:.3f} s", f"{t / a:.2f}x", "info", None, "a share every client pays"),
         Result(TITLE, f"{endpoint}: (c) Client / (a)", f"{c:.3f} s vs {a:.3f} s", f"{c / a:.2f}x",
