@@ -8,8 +8,9 @@ seconds instead of 8 minutes. The answer is the simulator's answer to `words=N`,
 as `consume()` does. "Full speed" is 50,000 tokens/s, about what the client reads from loopback.
 
 Counted: every show/update/clear the view publishes; bytes are the UTF-8 bytes of the Markdown it
-sends (the final rendering and the footer included), divided by the answer's UTF-8 bytes. Repaints/s
-are the view's paints during the stream divided by the stream's duration.
+sends (the final rendering and the footer included; not the JSON envelope of each message), divided by
+the answer's UTF-8 bytes. Repaints: the view's paints during the stream, and the most of them in any
+1 s window.
 
 Cross-check on the real path: a kernel (jupyter_client) runs a `%%aihubmix` cell against a paced
 replay server (1k tokens at 200 tokens/s, in real time), and this process counts the display messages
