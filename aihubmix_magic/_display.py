@@ -62,6 +62,7 @@ class NotebookView:
     """Throttled, O(n) Markdown rendering of one streamed answer."""
 
     HEAD = 64  # characters kept of the line being written: enough to recognise a code fence
+    SLACK = 2048  # repaint bytes allowed beyond the budget, so the start of an answer paints smoothly
 
     def __init__(
         self,
@@ -193,7 +194,7 @@ class NotebookView:
         else:
             cost = self._tail_len
         cost += len(self._tail_prefix)
-        if self._throttled_bytes + cost > self.budget * self._received + 4096:
+        if self._throttled_bytes + cost > self.budget * self._received + self.SLACK:
             self._next_paint = now + self.interval  # too costly for now: try again later
             return
         self._throttled_bytes += cost
