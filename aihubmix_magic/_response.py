@@ -13,10 +13,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._exceptions import AihubmixError, APIConnectionError
+from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
 from ._streams import Accumulator, Delta
 
 __all__ = ["Response", "ToolCall", "Usage"]
+
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _shape_error(what: str, value: object, exc: Exception) -> APIResponseError:
+    """The server sent JSON of the wrong shape: our error, quoting (200 characters of) what came."""
+    try:
+        text = json.dumps(value, ensure_ascii=False) if value is not None else ""
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = " ".join(text.split())
+    quoted = f": {text[:200]}{'…' if len(text) > 200 else ''}" if text else ""
+    return APIResponseError(f"The server sent {what} of an unexpected shape ({type(exc).__name__}: {exc}){quoted}",
+                            body=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +156,10 @@ class Response:
         assert accumulator is not None
         try:
             for event in source:
-                deltas = accumulator.feed(event)
+                try:
+                    deltas = accumulator.feed(event)
+                except _SHAPE_ERRORS as exc:  # JSON of the wrong shape (a number, a list, a str for a dict…)
+                    raise _shape_error("an event", event, exc) from None
                 if deltas:
                     if self.time_to_first_token is None:
                         self.time_to_first_token = time.perf_counter() - self._started
@@ -163,6 +180,9 @@ class Response:
             raise
         else:
             self._finish(None, None)
+            if self.status == "failed" and self.error is not None:  # the final JSON said so, or was unusable
+                self.error.response = self
+                raise self.error
 
     def cancel(self) -> None:
         """Stop a stream from another thread: the socket is shut down, which wakes a blocked read."""
@@ -189,8 +209,13 @@ class Response:
                 pass
         if accumulator is not None:
             self._text = accumulator.text()
-            self._set_final(accumulator.raw(), streamed_text=True)
             self._accumulator = None
+            try:
+                self._set_final(accumulator.raw(), streamed_text=True)
+            except AihubmixError as exc:
+                error = error or exc
+            except _SHAPE_ERRORS as exc:  # raw() met pieces of the wrong shape
+                error = error or _shape_error("events", None, exc)
             if accumulator.error is not None and error is None:
                 error = accumulator.error
         if status is not None:
@@ -199,6 +224,9 @@ class Response:
             self.error = error
             if self.status not in ("cancelled",):
                 self.status = "failed"
+        elif self.status == "in_progress":  # the stream ended without a final status: never leave it running
+            self.status = "failed"
+            self.error = APIConnectionError("The stream ended before the answer was complete.")
         self.elapsed = time.perf_counter() - self._started
         if self._on_done is not None:
             on_done, self._on_done = self._on_done, None
@@ -208,7 +236,10 @@ class Response:
         """Take every field from the final JSON (the same code for streamed and non-streamed answers)."""
         from ._streams import fields_from_raw
 
-        fields = fields_from_raw(self.endpoint, raw)
+        try:
+            fields = fields_from_raw(self.endpoint, raw)
+        except _SHAPE_ERRORS as exc:
+            raise _shape_error("an answer", raw, exc) from None
         self.raw = raw
         self.id = fields["id"] or self.id
         self.model = fields["model"] or self.model

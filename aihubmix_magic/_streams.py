@@ -17,14 +17,26 @@ Delta = tuple[str, str]  # ("text" | "reasoning", text)
 DONE: dict = {"type": "[DONE]"}  # what the transport feeds for `data: [DONE]`
 
 
+def _text(value: object) -> str:
+    """A text field of an event: a str, or None for none. Anything else is a malformed event (the
+    Response turns the TypeError into an APIResponseError)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
 def _error_message(error: object) -> str:
+    """The server's error as one line (a notebook shows it as one)."""
     if isinstance(error, dict):
-        message = error.get("message") or error.get("code") or error.get("type") or "unknown error"
+        message = str(error.get("message") or error.get("code") or error.get("type") or "unknown error")
         code = error.get("code")
-        if code and code not in str(message):
-            return f"{message} ({code})"
-        return str(message)
-    return str(error)
+        if code and str(code) not in message:
+            message = f"{message} ({code})"
+    else:
+        message = str(error)
+    return " ".join(message.split()) or "unknown error"
 
 
 class Accumulator:
@@ -45,7 +57,7 @@ class Accumulator:
         """Keep a text delta. Every JOIN_EVERY pieces are joined into one block, so a long answer holds
         about its own size in memory instead of one small str per token (~12x for a 2 MB answer)."""
         parts = self.text_parts
-        parts.append(text)
+        parts.append(_text(text))
         if len(parts) - self._joined >= self.JOIN_EVERY:
             parts[self._joined:] = ["".join(parts[self._joined:])]
             self._joined += 1
@@ -106,7 +118,7 @@ class ChatAccumulator(Accumulator):
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content")
+            reasoning = _text(delta.get("reasoning_content"))
             if reasoning:
                 self.reasoning_parts.append(reasoning)
                 deltas.append(("reasoning", reasoning))
@@ -115,7 +127,7 @@ class ChatAccumulator(Accumulator):
                 self.add_text(content)
                 deltas.append(("text", content))
             if delta.get("refusal"):
-                self.refusal_parts.append(delta["refusal"])
+                self.refusal_parts.append(_text(delta["refusal"]))
                 deltas.append(("text", delta["refusal"]))
             if delta.get("tool_calls"):
                 self._merge_tool_calls(delta["tool_calls"])
@@ -133,13 +145,13 @@ class ChatAccumulator(Accumulator):
             function = fragment.get("function") or {}
             if call is None:
                 self.tool_calls[index] = {
-                    "id": fragment.get("id") or "",
-                    "type": fragment.get("type") or "function",
-                    "function": {"name": function.get("name") or "", "arguments": function.get("arguments") or ""},
+                    "id": _text(fragment.get("id")),
+                    "type": _text(fragment.get("type")) or "function",
+                    "function": {"name": _text(function.get("name")), "arguments": _text(function.get("arguments"))},
                 }
                 continue
             if fragment.get("id"):
-                call["id"] = fragment["id"]
+                call["id"] = _text(fragment["id"])
             if function.get("name"):
                 call["function"]["name"] += function["name"]
             if function.get("arguments"):
@@ -181,7 +193,7 @@ class ResponsesAccumulator(Accumulator):
         self._summary_key: tuple | None = None
 
     def feed(self, event: dict) -> list[Delta]:
-        if event is DONE:
+        if event is DONE:  # a gateway's [DONE]: the end, even without a terminal event before it
             self.ended = True
             return []
         kind = event.get("type")
@@ -203,7 +215,7 @@ class ResponsesAccumulator(Accumulator):
                 return [("text", delta)]
             return []
         if kind == "response.function_call_arguments.delta":
-            self.arguments.setdefault(event.get("output_index", 0), []).append(event.get("delta") or "")
+            self.arguments.setdefault(event.get("output_index", 0), []).append(_text(event.get("delta")))
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = event.get("item")
             if isinstance(item, dict):
@@ -229,7 +241,7 @@ class ResponsesAccumulator(Accumulator):
         return []
 
     def _reasoning_delta(self, event: dict) -> list[Delta]:
-        delta = event.get("delta") or ""
+        delta = _text(event.get("delta"))
         key = (event.get("type"), event.get("output_index"), event.get("summary_index"))
         if self._summary_key is not None and key != self._summary_key and self.reasoning_parts:
             self.reasoning_parts.append("\n\n")
@@ -246,6 +258,8 @@ class ResponsesAccumulator(Accumulator):
             response["output"] = self._rebuild_output()
         response.setdefault("object", "response")
         response.setdefault("status", "in_progress")
+        if self.ended and response["status"] in ("in_progress", "queued"):  # ended by [DONE] alone
+            response["status"] = "completed"
         return response
 
     def _rebuild_output(self) -> list[dict]:
@@ -277,21 +291,22 @@ def fields_from_raw(endpoint: str, raw: dict) -> dict[str, Any]:
     if endpoint == "chat":
         choice = (raw.get("choices") or [{}])[0] or {}
         message = choice.get("message") or {}
-        finish_reason = choice.get("finish_reason")
+        finish_reason = _text(choice.get("finish_reason")) or None
         text = message.get("content") or message.get("refusal") or ""
         if isinstance(text, list):  # some gateways send content parts
-            text = "".join(part.get("text", "") for part in text if isinstance(part, dict))
+            text = "".join(_text(part.get("text")) for part in text if isinstance(part, dict))
+        text = _text(text)
         tool_calls = [
-            ToolCall(call.get("id") or "", (call.get("function") or {}).get("name") or "",
-                     (call.get("function") or {}).get("arguments") or "")
+            ToolCall(_text(call.get("id")), _text((call.get("function") or {}).get("name")),
+                     _text((call.get("function") or {}).get("arguments")))
             for call in message.get("tool_calls") or ()
         ]
         status = "incomplete" if finish_reason in ("length", "content_filter") else "completed"
         return {
-            "id": raw.get("id"),
-            "model": raw.get("model"),
+            "id": _text(raw.get("id")) or None,
+            "model": _text(raw.get("model")),
             "text": text,
-            "reasoning": message.get("reasoning_content") or "",
+            "reasoning": _text(message.get("reasoning_content")),
             "tool_calls": tool_calls,
             "finish_reason": finish_reason,
             "status": status,
@@ -304,17 +319,17 @@ def fields_from_raw(endpoint: str, raw: dict) -> dict[str, Any]:
         if kind == "message":
             for part in item.get("content") or ():
                 if part.get("type") == "output_text":
-                    texts.append(part.get("text") or "")
+                    texts.append(_text(part.get("text")))
                 elif part.get("type") == "refusal":
-                    texts.append(part.get("refusal") or "")
+                    texts.append(_text(part.get("refusal")))
         elif kind == "reasoning":
-            summary = [s.get("text") or "" for s in item.get("summary") or ()]
-            summary += [c.get("text") or "" for c in item.get("content") or () if isinstance(c, dict)]
+            summary = [_text(s.get("text")) for s in item.get("summary") or ()]
+            summary += [_text(c.get("text")) for c in item.get("content") or () if isinstance(c, dict)]
             reasoning.append("\n\n".join(s for s in summary if s))
         elif kind == "function_call":
-            tool_calls.append(ToolCall(item.get("call_id") or item.get("id") or "", item.get("name") or "",
-                                       item.get("arguments") or ""))
-    status = raw.get("status") or "completed"
+            tool_calls.append(ToolCall(_text(item.get("call_id") or item.get("id")), _text(item.get("name")),
+                                       _text(item.get("arguments"))))
+    status = _text(raw.get("status")) or "completed"
     if status not in ("completed", "incomplete", "failed", "cancelled", "in_progress"):
         status = "completed" if status == "queued" else status
     reason = (raw.get("incomplete_details") or {}).get("reason")
@@ -330,8 +345,8 @@ def fields_from_raw(endpoint: str, raw: dict) -> dict[str, Any]:
     if raw.get("error"):
         error = APIResponseError(f"The response failed: {_error_message(raw['error'])}", body=raw)
     return {
-        "id": raw.get("id"),
-        "model": raw.get("model"),
+        "id": _text(raw.get("id")) or None,
+        "model": _text(raw.get("model")),
         "text": "".join(texts),
         "reasoning": "\n\n".join(r for r in reasoning if r),
         "tool_calls": tool_calls,
