@@ -212,6 +212,10 @@ class AihubmixMagics(Magics, SettingTraits):
             if exc.response is not None:
                 self._keep(exc.response, out)
             raise
+        except KeyboardInterrupt:  # while connecting, waiting for the first byte, or between retries
+            view.clear_note()
+            raise StreamInterruptedError("Interrupted before the answer arrived: the request was abandoned and "
+                                         "nothing was received.") from None
         self._keep(response, out)
         status = self._status_line(retries)
         try:

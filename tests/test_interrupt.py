@@ -142,3 +142,29 @@ def test_interrupt_closes_the_connection_at_once_and_keeps_the_partial_answer(ke
                                    timeout=30, output_hook=hook)
     assert check["content"]["status"] == "ok"
     assert "".join(printed).split() == ["cancelled", str(len(answer)), "True"]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("line", ["-m sim-stall-2 --no-stream", "-m sim-retry-after-30"])
+def test_interrupt_before_the_answer_arrives_is_one_line_too(kernel, sim, line):
+    """Waiting for a slow non-streamed answer, or between retries: the same one line, no traceback."""
+    km, kc = kernel
+    sim.reset()
+    msg_id = kc.execute(f"%%aihubmix {line}\nhi")
+    deadline = time.monotonic() + 30
+    while sim.request_count == 0:  # the request reached the server: the kernel is now waiting
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    km.interrupt_kernel()
+    if "stall" in line:  # the abandoned request's connection is closed, as the server sees it
+        assert sim.wait_for_disconnect(timeout=5)
+    messages = messages_until_idle(kc, msg_id)
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "StreamInterruptedError"
+    outputs = final_outputs(messages)
+    errors = [o for o in outputs if o["type"] == "error"]
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
+    assert ANSI.sub("", errors[0]["traceback"][0]).startswith("StreamInterruptedError: Interrupted before")
+    assert [o for o in outputs if o["type"] != "error"] == []  # no note left behind
+    assert sim.request_count == 1
