@@ -276,7 +276,10 @@ class Client:
             raise APIConnectionError(f"The connection to {self.base_url} broke: {self._scrub(exc)}") from exc
         finally:
             http_response.close()
-        return complete_from_json(response, self._parse_json(content, http_response))
+        complete_from_json(response, self._parse_json(content, http_response))
+        if response.status == "failed" and response.error is not None:  # e.g. a responses body with status failed
+            raise response.error  # as the same answer streamed would (the Response is attached by _call)
+        return response
 
     def _send(
         self, method: str, path: str, body: dict | None, *, on_retry: RetryCallback | None, model: str = ""

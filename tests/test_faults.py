@@ -276,3 +276,22 @@ def test_a_1_mb_cell_is_sent_whole_with_memory_linear_in_its_size(ip, remote_sim
     assert r.usage.input_tokens == 128_002  # the server read every word of it
     print(f"1 MB cell: peak {peak / len(cell):.1f} x the cell's size")
     assert peak < 6 * len(cell), f"peak {peak:,} bytes for a {len(cell):,}-character cell"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_failed_responses_answer_is_an_error_streamed_or_not(ip, sim, capsys, stream):
+    shown = run(ip, capsys, "-m sim-failed -e responses" + ("" if stream else " --no-stream"))
+    assert_one_line(shown, APIResponseError, "The response failed", "The model failed (server_error)")
+    r = last_response()
+    assert r.status == "failed" and isinstance(r.error, APIResponseError) and r.raw["status"] == "failed"
+    with Client(TEST_KEY, sim.base_url) as client, pytest.raises(APIResponseError) as info:
+        client.respond("hi", model="sim-failed", stream=stream).text
+    assert info.value.response.status == "failed"
+
+
+def test_the_model_list_unreachable_is_one_line(ip, capsys):
+    settings.base_url = url = closed_port_url()
+    settings.max_retries = 0
+    capsys.readouterr()
+    ip.run_cell("%aihubmix models")
+    assert_one_line(ANSI.sub("", "".join(capsys.readouterr())), APIConnectionError, url)
