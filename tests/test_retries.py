@@ -100,10 +100,10 @@ def test_never_retried(client, sim, model, error):
 
 def test_400_and_404_without_model_words_are_not_retried(client, sim):
     retries = Retries()
-    with pytest.raises(BadRequestError):
-        client._call("chat", "/chat/completions", {"messages": []}, stream=False, on_retry=retries)  # no model
-    with pytest.raises(NotFoundError):
-        client._call("chat", "/nowhere", {"model": "gpt-4o-mini"}, stream=False, on_retry=retries)
+    with pytest.raises(BadRequestError, match="must provide a model"):
+        client.chat("hi", model="", on_retry=retries)
+    with Client(TEST_KEY, sim.base_url.replace("/v1", "/v0")) as wrong_path, pytest.raises(NotFoundError):
+        wrong_path.chat("hi", model="gpt-4o-mini", on_retry=retries)
     assert retries.calls == [] and sim.request_count == 2
 
 
