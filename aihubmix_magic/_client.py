@@ -88,9 +88,15 @@ def mask_key(key: str | None) -> str:
 def validate_base_url(url: str) -> str:
     """Return the URL without a trailing slash, or raise ConfigurationError (nothing is sent)."""
     url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"Base URL {url!r} is not an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+    problem = ConfigurationError(f"Base URL {url!r} is not an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise problem from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
+        raise problem
     return url.rstrip("/")
 
 

@@ -111,7 +111,9 @@ def test_bad_subcommands_are_one_line_and_send_nothing(ip, sim, line, words):
 
 # -- base URLs that are not URLs --------------------------------------------------------------------------
 NOT_URLS = ["not a url", "aihubmix.com/v1", "ftp://aihubmix.com/v1", "http://", "https:///v1", "", "   ",
-            "javascript:alert(1)", "file:///etc/passwd"]
+            "javascript:alert(1)", "file:///etc/passwd", "https://[::1/v1", "http://127.0.0.1:abc/v1",
+            "https://example.com:99999/v1", "https://exa mple.com/v1", "https://ex\x00ample.com/v1",
+            "https://example.com/\nv1"]
 
 
 @pytest.mark.parametrize("url", NOT_URLS)
