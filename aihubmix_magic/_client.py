@@ -222,7 +222,7 @@ class Client:
         """GET /v1/models: the models this key may use, as the server describes them."""
         response = self._send("GET", "/models", None, on_retry=None)
         try:
-            content = response.read()
+            content = self._redact(response.read())
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"No model list from {self.base_url} within the read timeout.") from exc
         except httpx.TransportError as exc:
@@ -275,7 +275,7 @@ class Client:
             response._abort = lambda: _shutdown(http_response)
             return response
         try:
-            content = http_response.read()
+            content = self._redact(http_response.read())
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"No answer from {self.base_url} within the read timeout.") from exc
         except httpx.TransportError as exc:
@@ -348,6 +348,8 @@ class Client:
         connection goes back to the pool instead of being closed."""
         decoder = SSEDecoder()
         loads = json.loads
+        secret = self._api_key.encode() if self._api_key else None
+        masked = mask_key(self._api_key).encode()
         try:
             # no content coding (the usual case for SSE) and a body still to read: iter_raw() gives the
             # same bytes as iter_bytes() without its decoder and chunker layers (a quarter of the
@@ -358,6 +360,8 @@ class Client:
             for chunk in chunks:
                 for event in decoder.feed(chunk):
                     data = event.data
+                    if secret is not None and secret in data:  # a server that echoes the key: mask it
+                        data = data.replace(secret, masked)
                     if data[:6] == b"[DONE]":
                         yield DONE
                         for _ in chunks:
@@ -376,7 +380,7 @@ class Client:
                     yield DONE
                     return
                 try:
-                    yield loads(event.data)
+                    yield loads(self._redact(event.data))
                 except ValueError:
                     raise APIResponseError("The stream ended with data that is not JSON.") from None
         except httpx.TimeoutException:
@@ -390,6 +394,12 @@ class Client:
             ) from None
 
     # -- errors ------------------------------------------------------------------------------------------
+    def _redact(self, content: bytes) -> bytes:
+        """The bytes with the key masked: whatever a server echoes, the key goes no further than the header."""
+        if self._api_key and self._api_key.encode() in content:
+            return content.replace(self._api_key.encode(), mask_key(self._api_key).encode())
+        return content
+
     def _scrub(self, text: object) -> str:
         text = " ".join(str(text).split())
         if self._api_key:
@@ -397,6 +407,7 @@ class Client:
         return text
 
     def _parse_json(self, content: bytes, response: httpx.Response) -> object:
+        content = self._redact(content)  # also for the batch client, which reads its own bodies
         try:
             return json.loads(content)
         except ValueError:
@@ -411,7 +422,7 @@ class Client:
 
     def _status_error(self, response: httpx.Response, model: str) -> APIStatusError:
         status = response.status_code
-        text = response.content.decode("utf-8", "replace")
+        text = self._redact(response.content).decode("utf-8", "replace")
         try:
             body: object = json.loads(text)
         except ValueError:

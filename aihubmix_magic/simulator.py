@@ -24,7 +24,8 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
 * HTTP errors: ``sim-401``, ``sim-403``, ``sim-404``, ``sim-unknown-model``, ``sim-503``,
   ``sim-429``, ``sim-500``, ``sim-flaky-429-N``, ``sim-flaky-500-N``, ``sim-retry-after-S``,
   ``sim-html``, ``sim-html-200``, ``sim-408``, ``sim-409``, ``sim-flaky-408-N``, ``sim-flaky-409-N``,
-  ``sim-retry-after-ms-N``, ``sim-retry-after-date-S``, ``sim-should-retry-N``, ``sim-500-no-retry``.
+  ``sim-retry-after-ms-N``, ``sim-retry-after-date-S``, ``sim-should-retry-N``, ``sim-500-no-retry``,
+  ``sim-400-echo-headers``, ``sim-echo-headers`` (both quote the Authorization header back).
 * Broken 200 answers: ``sim-200-error``, ``sim-null-choices``, ``sim-garbage``, ``sim-bad-json``.
 * Broken streams: ``sim-drop-K``, ``sim-stall-K``, ``sim-error-event``, ``sim-error-event-flat``,
   ``sim-failed``, ``sim-incomplete``.
@@ -38,6 +39,7 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import email.utils
 import functools
 import itertools
@@ -102,6 +104,8 @@ FAULT_MODELS: dict[str, str] = {
     "sim-retry-after-date-S": "always HTTP 429 with retry-after: an HTTP date S seconds ahead",
     "sim-should-retry-N": "the first N requests for this name get 400 with x-should-retry: true, then answers",
     "sim-500-no-retry": "always HTTP 500 with x-should-retry: false",
+    "sim-echo-headers": "answers with the request's headers (Authorization included), like httpbin's /headers",
+    "sim-400-echo-headers": "HTTP 400 whose error message quotes the request's headers, Authorization included",
     "sim-200-error": "HTTP 200 whose JSON body is an error (also when stream=true)",
     "sim-null-choices": "HTTP 200 with choices: null (responses: output: null) and zero usage",
     "sim-garbage": "non-stream: a text/plain body that is not JSON; stream: junk lines between events",
@@ -1076,6 +1080,9 @@ class _Handler(BaseHTTPRequestHandler):
             failing = self._simulator._take_flaky_turn(model, fault.number)
             name = (name if name == "should-retry" else name[len("flaky-") :]) if failing else ""
         canned = _canned_fault(name, fault.number, model, endpoint, stream)
+        if name == "400-echo-headers":  # a debugging proxy that quotes the request back
+            headers = "; ".join(f"{key}: {value}" for key, value in self.headers.items())
+            canned = _json_canned(400, _openai_error(f"Bad request. Headers received: {headers}"))
         if canned is not None:
             self._send(canned)
         elif name in ("drop", "stall") and not stream:
@@ -1084,6 +1091,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
         else:
             reply = _Reply.build(endpoint, body, fault)
+            if name == "echo-headers":  # like httpbin's /headers: the answer is the request's headers
+                lines = "\n".join(f"{key}: {value}" for key, value in self.headers.items())
+                reply = dataclasses.replace(reply, tokens=tuple(_tokenize("Headers received:\n\n" + lines)))
             if stream:
                 self._stream(reply, fault)
             else:

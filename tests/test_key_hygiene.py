@@ -241,3 +241,41 @@ def test_the_warning_names_no_key():
     with pytest.warns(UserWarning) as record:
         Client(CANARY, "http://aihubmix-test.invalid/v1").close()
     assert all(CANARY not in str(w.message) for w in record)
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_server_that_echoes_the_key_cannot_make_us_keep_it(ip, sim, endpoint, stream):
+    """sim-echo-headers answers with the request's headers, Authorization included (as httpbin does)."""
+    settings.set_key(CANARY)
+    ip.run_cell_magic("aihubmix", f"-m sim-echo-headers -e {endpoint}" + ("" if stream else " --no-stream"), "hi")
+    r = last_response()
+    assert r.status == "completed" and "Authorization: Bearer sk-…" in r.text  # masked, the rest kept
+    shown = repr(ip.display_pub.messages)
+    for held in (r.text, repr(r), repr(r.raw), repr(vars(r)), shown):
+        assert CANARY not in held and SECRET_PART not in held
+    assert sim.requests[-1].headers["authorization"] == f"Bearer {CANARY}"  # it was sent, in the header only
+
+
+def test_an_error_that_quotes_the_key_is_masked_everywhere(ip, sim, capsys):
+    from aihubmix_magic import BadRequestError
+
+    settings.set_key(CANARY)
+    with pytest.raises(BadRequestError) as info:
+        ip.run_cell_magic("aihubmix", "-m sim-400-echo-headers", "hi")
+    error = info.value
+    assert "Authorization: Bearer sk-…" in str(error)
+    for held in (str(error), repr(error.body), error.server_message, repr(last_response()),
+                 repr(vars(last_response()))):
+        assert CANARY not in held and SECRET_PART not in held
+
+
+def test_batch_answers_that_echo_the_key_are_masked(sim):
+    from aihubmix_magic import batch
+
+    settings.set_key(CANARY)
+    results = batch(["a", "b"], model="sim-echo-headers")
+    assert len(results) == 2
+    for r in results:
+        assert "Authorization: Bearer sk-…" in r.text
+        assert CANARY not in r.text + repr(r.raw) + repr(vars(r))

@@ -1010,3 +1010,13 @@ def test_unknown_model_status_is_configurable(status):
         response = client.post("/chat/completions", json={"model": "gpt-4o-mnii", "messages": []},
                                headers={"Authorization": "Bearer sk-test"})
         assert response.status_code == status and "Incorrect model ID" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_echo_headers_faults_quote_the_authorization_header(sim, http, stream):
+    answer = chat(http, model="sim-echo-headers", stream=stream)
+    assert answer.status_code == 200
+    text = answer.text if stream else answer.json()["choices"][0]["message"]["content"]
+    assert "Authorization: Bearer " in text.replace('\\"', '"')
+    error = chat(http, model="sim-400-echo-headers", stream=stream)
+    assert error.status_code == 400 and "Authorization: Bearer " in error.json()["error"]["message"]
