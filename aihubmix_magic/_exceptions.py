@@ -2,7 +2,8 @@
 
     AihubmixError
     ├── ConfigurationError           a setting is unusable (a base URL that is not a URL, …)
-    │   └── MissingKeyError          no API key is set
+    │   ├── MissingKeyError          no API key is set
+    │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
     ├── APIConnectionError           the server could not be reached, or the connection broke
     │   └── APITimeoutError          connect or read timed out
@@ -15,13 +16,15 @@
     │   ├── RateLimitError           429
     │   └── InternalServerError      5xx
     ├── APIResponseError             a 2xx answer that is not an answer: an error body, `choices: null`,
-    │                                a body that is not JSON, an error event in the middle of a stream
+    │                                a body that is not JSON (an HTML page from a proxy), JSON of the wrong
+    │                                shape, an error event or `response.failed` in the middle of a stream
     └── StreamInterruptedError       the user interrupted the kernel while an answer streamed
 
 Errors raised by a request carry `.response`: the Response as far as it got (its partial text, status
 "failed" or "cancelled"), which the magic also records in `history()`.
 
-A key never appears in any of these messages: the client scrubs it from every text it quotes.
+A key never appears in any of these messages: the client scrubs it from every text it quotes, and masks
+it in every body it reads (a server that echoes it back cannot make us keep it).
 """
 
 from __future__ import annotations
