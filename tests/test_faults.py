@@ -182,7 +182,7 @@ MID_STREAM = [
 @pytest.mark.parametrize(("model", "endpoint", "error", "words", "status", "footer_words"), MID_STREAM)
 def test_mid_stream_faults_keep_the_partial_answer(ip, sim, capsys, model, endpoint, error, words, status,
                                                    footer_words):
-    settings.timeout = 0.5  # the stall outlasts it
+    settings.timeout = 1.0  # the stall outlasts it
     shown = run(ip, capsys, f"-m {model} -e {endpoint}")
     r = last_response()
     assert r.status == status
