@@ -488,7 +488,8 @@ def _cell(value: object, limit: int) -> str:
 
 
 def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> dict:
-    """Display data for a batch's results: a Markdown table (one row per item) and the summary."""
+    """Display data for a batch's results: a Markdown table, one row per item (the progress view has
+    already shown the summary)."""
     responses = results.attrs["responses"] if hasattr(results, "attrs") else results
     labels = list(results.index) if hasattr(results, "index") and not isinstance(results, list) else None
     if labels is None:
@@ -508,8 +509,7 @@ def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> d
     notes = []
     if len(responses) > limit:
         notes.append(f"… {len(responses) - limit} more" + (f" (all in `{out}`)" if out else ""))
-    notes.append(str(responses.summary))
     return {
-        "text/markdown": "\n".join(markdown) + "\n\n" + "\n\n".join(f"<sub>{note}</sub>" for note in notes),
+        "text/markdown": "\n".join(markdown) + "".join(f"\n\n<sub>{note}</sub>" for note in notes),
         "text/plain": "\n".join(plain + notes),
     }

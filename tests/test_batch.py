@@ -237,7 +237,8 @@ def test_over_a_list_with_out(sim, ip):
     assert [_prompt_of(r) for r in answers] == ["Define: apple", "Define: pear", "Define: plum"]
     table = _markdown_outputs(ip)[-1]
     assert table.startswith("| | prompt | answer | status |")
-    assert "Define: pear" in table and "3 ok" in table
+    assert "Define: pear" in table and table.count("| completed |") == 3
+    assert any(data.get("text/plain") == str(answers.summary) for data in ip.display_pub.outputs())
     assert sim.request_count == 3
 
 
@@ -275,3 +276,16 @@ def test_over_bad_input_is_a_usage_error(sim, ip, line, cell, message):
     with pytest.raises(UsageError, match=message):
         ip.run_cell_magic("aihubmix", line, cell)
     assert sim.request_count == 0
+
+
+def test_results_table_rows_and_limit(sim):
+    from aihubmix_magic._batch import results_table
+
+    settings.max_retries = 0
+    results = batch(["a|b", "c", "d"], model="sim-flaky-500-1", concurrency=1, progress=False)
+    data = results_table(results, out="answers", limit=2)
+    lines = data["text/markdown"].splitlines()
+    assert lines[2].startswith("| 0 | a\\|b | InternalServerError: ") and lines[2].endswith("| failed |")
+    assert lines[3].startswith("| 1 | c |") and lines[3].endswith("| completed |")
+    assert "… 1 more (all in `answers`)" in data["text/markdown"]
+    assert settings.api_key not in data["text/markdown"] + data["text/plain"]
