@@ -589,6 +589,10 @@ def _reason(error: AihubmixError) -> str:
             except ValueError:
                 message = ""
         return f"{error.status_code} {message}"[:80].rstrip()
+    if isinstance(error, APITimeoutError):
+        return "timed out"
+    if isinstance(error, APIConnectionError):
+        return "cannot connect"
     return type(error).__name__
 
 

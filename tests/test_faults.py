@@ -89,7 +89,7 @@ def test_unreachable_server_is_retried_with_visible_notes(ip, capsys):
     assert_one_line(shown, APIConnectionError, url)
     notes = [m["data"]["text/markdown"] for m in ip.display_pub.messages
              if "data" in m and m["data"].get("text/markdown", "").startswith("*retrying in ")]
-    assert notes == [notes[0]] and "(APIConnectionError)" in notes[0]
+    assert notes == [notes[0]] and notes[0].endswith("(cannot connect)*")
 
 
 # -- HTTP errors -------------------------------------------------------------------------------------------
