@@ -17,13 +17,13 @@ from ._client import Client
 from ._compare import Comparison
 from ._exceptions import (
     AihubmixError,
-    BatchInputError,
     APIConnectionError,
     APIResponseError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchInputError,
     ConfigurationError,
     InternalServerError,
     MissingKeyError,

@@ -15,6 +15,7 @@ _client: Client | None = None
 def client(current: Settings = settings) -> Client:
     """The session's Client, kept across cells (one connection pool), synced with the settings."""
     global _client
+    current.usable()
     if _client is None:
         _client = Client(current.api_key, current.base_url, timeout=current.timeout,
                          connect_timeout=current.connect_timeout, max_retries=current.max_retries)

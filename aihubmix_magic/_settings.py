@@ -11,7 +11,6 @@ widget state. It lives in a private attribute, and only `has_key` is public.
 from __future__ import annotations
 
 import os
-import warnings
 
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
@@ -120,11 +119,26 @@ class Settings(SettingTraits):
         if env_url:
             try:
                 kwargs.setdefault("base_url", validate_base_url(env_url))
-            except ConfigurationError as exc:  # importing the package must not fail on it
-                warnings.warn(f"AIHUBMIX_BASE_URL is ignored: {exc}", UserWarning, stacklevel=2)
+            except ConfigurationError as exc:  # importing the package must not fail on it, but no
+                # request may go anywhere else either: the first call says what is wrong (see usable())
+                self._env_url_error: str | None = f"AIHUBMIX_BASE_URL is unusable: {exc}"
         super().__init__(**kwargs)
+        self.observe(self._base_url_set, names="base_url")
         self._api_key: str | None = None
         self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
+
+    _env_url_error: str | None = None
+
+    def _base_url_set(self, change) -> None:
+        self._env_url_error = None  # the user chose a base URL: the broken environment value is gone
+
+    def usable(self) -> None:
+        """Raise ConfigurationError if a request must not be sent with these settings."""
+        if self._env_url_error:
+            raise ConfigurationError(
+                f"{self._env_url_error} Fix it and restart, or set one with "
+                "`%config AihubmixMagics.base_url = \"https://aihubmix.com/v1\"`."
+            )
 
     @property
     def api_key(self) -> str | None:

@@ -162,12 +162,26 @@ def test_a_client_with_a_base_url_that_is_not_a_url(sim, url):
     assert sim.request_count == 0
 
 
-def test_a_bad_base_url_in_the_environment_does_not_break_the_import():
-    code = "import aihubmix_magic; print(aihubmix_magic.settings.base_url)"
-    result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
+def test_a_bad_base_url_in_the_environment_does_not_break_the_import_but_sends_nothing():
+    code = ("import aihubmix_magic\n"
+            "try:\n"
+            "    aihubmix_magic._session.client()\n"
+            "except aihubmix_magic.ConfigurationError as exc:\n"
+            "    print(exc)\n")
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
+                            env={"AIHUBMIX_BASE_URL": "not a url", "AIHUBMIX_API_KEY": TEST_KEY, "PATH": ""},
+                            check=True)
+    assert "AIHUBMIX_BASE_URL is unusable" in result.stdout and "not an http(s) URL" in result.stdout
+    assert TEST_KEY not in result.stdout + result.stderr
+
+
+def test_choosing_a_base_url_replaces_a_bad_one_from_the_environment():
+    code = ("import aihubmix_magic\n"
+            "aihubmix_magic.settings.base_url = 'http://127.0.0.1:9/v1'\n"
+            "print(aihubmix_magic._session.client().base_url)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"AIHUBMIX_BASE_URL": "not a url", "PATH": ""}, check=True)
-    assert result.stdout.strip() == "https://aihubmix.com/v1"
-    assert "AIHUBMIX_BASE_URL is ignored" in result.stderr and "not an http(s) URL" in result.stderr
+    assert result.stdout.strip() == "http://127.0.0.1:9/v1"
 
 
 def test_invalid_setting_error_is_both_ours_and_a_trait_error():
