@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from . import _session
 from ._exceptions import AihubmixError, StreamInterruptedError
 
 __all__ = ["Comparison", "parse_models", "run_comparison"]
@@ -159,16 +160,9 @@ def run_comparison(models: list[str], content, params: dict, *, client, notebook
                 column.note = f"retrying in {delay:.1f} s ({reason})"
                 condition.notify()
 
-        kwargs = dict(model=column.model, stream=params["stream"], temperature=params["temperature"],
-                      top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry)
         column.started = clock()
         try:
-            if params["endpoint"] == "chat":
-                response = client.chat(content, system=params["system"] or None,
-                                       max_tokens=params["max_tokens"], **kwargs)
-            else:
-                response = client.respond(content, instructions=params["system"] or None,
-                                          max_output_tokens=params["max_tokens"], **kwargs)
+            response = _session.ask(client, content, params, model=column.model, on_retry=on_retry)
             column.response = response
             for kind, text in response.iter_deltas():
                 with condition:

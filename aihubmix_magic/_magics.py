@@ -197,16 +197,8 @@ class AihubmixMagics(Magics, SettingTraits):
             retries.append(reason)
             view.note(f"retrying in {delay:.1f} s ({reason})")
 
-        kwargs = dict(model=params["model"], stream=params["stream"], temperature=params["temperature"],
-                      top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry,
-                      **(extra or {}))
         try:
-            if params["endpoint"] == "chat":
-                response = client.chat(prompt, system=params["system"] or None,
-                                       max_tokens=params["max_tokens"], **kwargs)
-            else:
-                response = client.respond(prompt, instructions=params["system"] or None,
-                                          max_output_tokens=params["max_tokens"], **kwargs)
+            response = _session.ask(client, prompt, params, on_retry=on_retry, **(extra or {}))
         except AihubmixError as exc:
             view.clear_note()  # a "retrying in N s" note must not outlive the call
             if exc.response is not None:

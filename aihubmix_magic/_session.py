@@ -39,6 +39,16 @@ def response_cache(current: Settings = settings, *, force: bool = False):
     return cache_for(current.cache_path or None)
 
 
+def ask(client: Client, prompt, params: dict, *, model: str | None = None, on_retry=None, **extra) -> Response:
+    """Send a cell's prompt with its resolved settings (`params`) to the endpoint they name."""
+    kwargs = dict(model=model or params["model"], stream=params["stream"], temperature=params["temperature"],
+                  top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry, **extra)
+    if params["endpoint"] == "chat":
+        return client.chat(prompt, system=params["system"] or None, max_tokens=params["max_tokens"], **kwargs)
+    return client.respond(prompt, instructions=params["system"] or None, max_output_tokens=params["max_tokens"],
+                          **kwargs)
+
+
 def record(response: Response) -> Response:
     _history.append(response)
     return response
