@@ -34,6 +34,8 @@ KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{20,}")
 CHOSEN_MODEL = "claude-haiku-4-5"
 PROMPT = "Write a heading, then words=300, with bold text and a code block."
 NOTEBOOK = "panel-test.ipynb"
+COMPARE_MODELS = ("gpt-4o-mini", "gemini-2.5-flash", "deepseek-chat")
+COMPARE_CELL = f"%%aihubmix --compare {','.join(COMPARE_MODELS)}\nwords=120 about sampling"
 WAIT = 60_000  # ms: generous, for a loaded 2-core machine
 
 
@@ -126,6 +128,28 @@ def _create_notebook(url: str, token: str) -> None:
         reply = client.put(f"{url}/api/contents/{NOTEBOOK}", headers={"Authorization": f"token {token}"},
                            json={"type": "notebook", "format": "json", "content": notebook})
     reply.raise_for_status()
+
+
+def _compare_columns_grow_together(page, cell, wait_done) -> None:
+    """--compare: every column has grown on the page before any column has finished."""
+    table = cell.locator(".jp-OutputArea table")
+    page.wait_for_function("cell => cell.querySelector('.jp-OutputArea table') !== null",
+                           arg=cell.element_handle())
+    lengths: list[list[int]] = []  # per sample, the answer length shown in each column
+    while True:
+        rows = table.locator("tr")
+        answers = [len(td.inner_text()) for td in rows.nth(1).locator("td").all()]
+        footers = [td.inner_text() for td in rows.nth(2).locator("td").all()]
+        if any(" · " in footer for footer in footers):  # a footer with the model's figures: it finished
+            break
+        lengths.append(answers)
+        page.wait_for_timeout(50)
+    wait_done(cell)
+    assert len(lengths) >= 2 and len(lengths[0]) == len(COMPARE_MODELS), lengths
+    grown = [lengths[-1][i] > lengths[0][i] for i in range(len(COMPARE_MODELS))]
+    assert all(grown), f"columns seen growing before the first finished: {grown} ({lengths[0]} -> {lengths[-1]})"
+    expect_models = cell.locator(".jp-OutputArea table th").all_inner_texts()
+    assert tuple(text.strip() for text in expect_models) == COMPARE_MODELS
 
 
 def _secrets_in(text: str) -> list[str]:
@@ -222,6 +246,8 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
             page.keyboard.press("Control+s")
             panel.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "panel.png"))
+
+            _compare_columns_grow_together(page, run(4, COMPARE_CELL), wait_done)
 
             page_text = page.locator("body").inner_text() + page.content() + "\n".join(page.evaluate(
                 "() => Array.from(document.querySelectorAll('input, textarea')).map(e => e.value)"))
