@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._settings import Settings
 
-__all__ = ["start", "stop"]
+__all__ = ["set_user_key", "start", "stop"]
 
 DEMO_KEY = "sk-demo-simulated-answers"
 DEMO_DELAY = 0.02  # seconds between tokens: slow enough to see the answer stream, as with a real model
@@ -38,3 +38,14 @@ def stop(settings: Settings) -> str:
         _saved = None
     settings.demo = False
     return f"Demo mode off: using {settings.base_url}."
+
+
+def set_user_key(settings: Settings, key: str) -> str:
+    """Take a key the user entered. In demo mode it waits for `demo off` (answers stay simulated and the
+    real key is not sent to the simulator); otherwise it is used at once."""
+    global _saved
+    if settings.demo and _saved is not None:
+        _saved = (_saved[0], key.strip())
+        return ("Key kept for when demo mode is off; answers stay simulated until `%aihubmix demo off`.")
+    settings.set_key(key)
+    return f"Key set ({settings.masked_key()}); it stays in this kernel's memory only."

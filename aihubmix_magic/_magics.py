@@ -334,8 +334,9 @@ class AihubmixMagics(Magics, SettingTraits):
         key = getpass.getpass("AiHubMix API key: ")
         if not key.strip():
             raise UsageError("No key entered; nothing changed.")
-        settings.set_key(key)
-        print(f"Key set ({settings.masked_key()}); it stays in this kernel's memory only.")
+        from . import _demo
+
+        print(_demo.set_user_key(settings, key))
 
     def _cmd_config(self, rest):
         rows = [(name, repr(value)) for name, value in settings.values().items()]

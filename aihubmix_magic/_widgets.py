@@ -199,7 +199,9 @@ class Panel(widgets.VBox):
             return
         self.key.value = ""  # first: the key must not stay in the widget's state
         if typed.strip():
-            self.settings.set_key(typed)
+            from . import _demo
+
+            _demo.set_user_key(self.settings, typed)
 
     # -- the model list ----------------------------------------------------------------------------------
     def refresh(self) -> threading.Thread:

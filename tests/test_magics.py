@@ -186,3 +186,22 @@ def test_help_lists_options(shell, capsys):
     for option in ("--model", "--endpoint", "--system", "--temperature", "--top-p", "--max-tokens",
                    "--no-stream", "--out", "stands alone"):
         assert option in out
+
+
+def test_a_key_entered_in_demo_mode_waits_for_demo_off(ip, sim, monkeypatch, capsys):
+    import getpass
+
+    from aihubmix_magic._demo import DEMO_KEY
+
+    new_key = "sk-entered-during-demo-abcdefghijklmnop"
+    ip.run_line_magic("aihubmix", "demo")
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": new_key)
+    ip.run_line_magic("aihubmix", "key")
+    assert "answers stay simulated" in capsys.readouterr().out
+    assert settings.api_key == DEMO_KEY  # the real key is not sent to the simulator
+    ip.run_cell_magic("aihubmix", "", "hello")
+    from aihubmix_magic import _demo
+
+    assert _demo._server.requests[-1].headers["authorization"] == f"Bearer {DEMO_KEY}"
+    ip.run_line_magic("aihubmix", "demo off")
+    assert settings.api_key == new_key and settings.base_url == sim.base_url
