@@ -222,7 +222,7 @@ class Client:
         """GET /v1/models: the models this key may use, as the server describes them."""
         response = self._send("GET", "/models", None, on_retry=None)
         try:
-            content = self._redact(response.read())
+            content = response.read()
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"No model list from {self.base_url} within the read timeout.") from exc
         except httpx.TransportError as exc:
@@ -275,7 +275,7 @@ class Client:
             response._abort = lambda: _shutdown(http_response)
             return response
         try:
-            content = self._redact(http_response.read())
+            content = http_response.read()
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"No answer from {self.base_url} within the read timeout.") from exc
         except httpx.TransportError as exc:
@@ -357,32 +357,29 @@ class Client:
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             raw = encoding in ("", "identity") and not response.is_stream_consumed
             chunks = response.iter_raw() if raw else response.iter_bytes()
-            for chunk in chunks:
-                for event in decoder.feed(chunk):
-                    data = event.data
-                    if secret is not None and secret in data:  # a server that echoes the key: mask it
-                        data = data.replace(secret, masked)
-                    if data[:6] == b"[DONE]":
-                        yield DONE
-                        for _ in chunks:
-                            pass
-                        return
-                    if not data:
-                        continue
-                    try:
-                        yield loads(data)
-                    except ValueError:
-                        raise APIResponseError(
-                            f"The stream sent data that is not JSON: {_quote(self._scrub(data.decode('utf-8', 'replace')))}"
-                        ) from None
-            for event in decoder.flush():
-                if event.data[:6] == b"[DONE]":
+
+            def events() -> Iterator:
+                for chunk in chunks:
+                    yield from decoder.feed(chunk)
+                yield from decoder.flush()  # a last event without its blank line still counts
+
+            for event in events():
+                data = event.data
+                if secret is not None and secret in data:  # a server that echoes the key: mask it
+                    data = data.replace(secret, masked)
+                if data[:6] == b"[DONE]":
                     yield DONE
+                    for _ in chunks:  # read to the end: the connection goes back to the pool
+                        pass
                     return
+                if not data:
+                    continue
                 try:
-                    yield loads(self._redact(event.data))
+                    yield loads(data)
                 except ValueError:
-                    raise APIResponseError("The stream ended with data that is not JSON.") from None
+                    raise APIResponseError(
+                        f"The stream sent data that is not JSON: {_quote(self._scrub(data.decode('utf-8', 'replace')))}"
+                    ) from None
         except httpx.TimeoutException:
             raise APITimeoutError(
                 f"The stream from {self.base_url} stalled: no data within the read timeout "

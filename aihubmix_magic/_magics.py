@@ -188,8 +188,7 @@ class AihubmixMagics(Magics, SettingTraits):
                 present=None):
         """Send the prompt (a string, or messages / input items), stream the answer; return the Response.
         `extra`: more request fields; `present(response)`: display data in place of the Markdown answer."""
-        client = _session.client()
-        client.cache = _session.response_cache(force=bool(params.get("cache")))
+        client = _session.client(cache=bool(params.get("cache")))
         view = self._view()
         retries: list[str] = []
 

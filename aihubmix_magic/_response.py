@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
-from ._streams import Accumulator, Delta
+from ._streams import Accumulator, Delta, fields_from_raw
 
 __all__ = ["Response", "ToolCall", "Usage"]
 
@@ -234,8 +234,6 @@ class Response:
 
     def _set_final(self, raw: dict, *, streamed_text: bool = False) -> None:
         """Take every field from the final JSON (the same code for streamed and non-streamed answers)."""
-        from ._streams import fields_from_raw
-
         try:
             fields = fields_from_raw(self.endpoint, raw)
         except _SHAPE_ERRORS as exc:

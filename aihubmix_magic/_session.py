@@ -6,14 +6,15 @@ from ._client import Client
 from ._response import Response
 from ._settings import Settings, settings
 
-__all__ = ["client", "history", "last_response", "record", "response_cache"]
+__all__ = ["ask", "client", "history", "last_response", "record", "response_cache"]
 
 _history: list = []
 _client: Client | None = None
 
 
-def client(current: Settings = settings) -> Client:
-    """The session's Client, kept across cells (one connection pool), synced with the settings."""
+def client(current: Settings = settings, *, cache: bool = False) -> Client:
+    """The session's Client, kept across cells (one connection pool), synced with the settings.
+    `cache`: use the response cache for this call even if the settings have it off (`--cache`)."""
     global _client
     current.usable()
     if _client is None:
@@ -26,7 +27,7 @@ def client(current: Settings = settings) -> Client:
         _client.set_timeout(current.timeout, current.connect_timeout)
     _client.max_retries = current.max_retries
     _client.app_code = current.app_code or None
-    _client.cache = response_cache(current)
+    _client.cache = response_cache(current, force=cache)
     return _client
 
 

@@ -200,7 +200,7 @@ class ResponsesAccumulator(Accumulator):
         sequence_number = event.get("sequence_number")
         if isinstance(sequence_number, int):
             self.sequence_number = sequence_number
-        if kind == "response.output_text.delta":
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":  # a refusal is shown as text
             delta = event.get("delta") or ""
             if delta:
                 self.add_text(delta)
@@ -208,12 +208,6 @@ class ResponsesAccumulator(Accumulator):
             return []
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             return self._reasoning_delta(event)
-        if kind == "response.refusal.delta":
-            delta = event.get("delta") or ""
-            if delta:
-                self.add_text(delta)
-                return [("text", delta)]
-            return []
         if kind == "response.function_call_arguments.delta":
             self.arguments.setdefault(event.get("output_index", 0), []).append(_text(event.get("delta")))
         elif kind in ("response.output_item.added", "response.output_item.done"):

@@ -42,21 +42,26 @@ def kernel(sim, tmp_path):
         km.shutdown_kernel(now=True)
 
 
-def messages_until_idle(kc, msg_id: str, timeout: float = 30.0) -> list[dict]:
-    """The iopub messages of one execution, up to its idle status."""
-    collected = []
+def iter_iopub(kc, msg_id: str, timeout: float, what: str):
+    """The iopub messages of one execution as they come; AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
         try:
             msg = kc.get_iopub_msg(timeout=1)
         except queue.Empty:
             continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            yield msg
+
+
+def messages_until_idle(kc, msg_id: str, timeout: float = 30.0) -> list[dict]:
+    """The iopub messages of one execution, up to its idle status."""
+    collected = []
+    for msg in iter_iopub(kc, msg_id, timeout, "no idle status"):
         collected.append(msg)
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             return collected
-    raise AssertionError(f"no idle status within {timeout} s")
 
 
 def final_outputs(messages: list[dict]) -> list[dict]:
@@ -92,15 +97,7 @@ def test_interrupt_closes_the_connection_at_once_and_keeps_the_partial_answer(ke
     sim.reset()
     msg_id = kc.execute(f"%%aihubmix -m sim-tps-20 -e {endpoint}\nwords=3000")  # 150 s if left alone
     seen: list[dict] = []
-    deadline = time.monotonic() + 60
-    while True:  # wait until answer text is on screen: the stream is under way
-        assert time.monotonic() < deadline, "the answer never started"
-        try:
-            msg = kc.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
+    for msg in iter_iopub(kc, msg_id, 60, "the answer never started"):  # until answer text is on screen
         seen.append(msg)
         data = msg["content"].get("data", {})
         if "sim-tps-20" in data.get("text/markdown", ""):
