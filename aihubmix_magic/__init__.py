@@ -9,33 +9,43 @@
     from aihubmix_magic import last_response
     last_response().text
 
-Importing the package is light: IPython's magic machinery, ipywidgets and nbformat load only when used.
+Importing the package is light: httpx, asyncio, ipywidgets, nbformat and IPython's magic machinery load only
+when a cell (or a name exported here) first needs them: the names are loaded by the module `__getattr__`.
 """
 
-from ._batch import BatchResults, BatchSummary, batch
-from ._client import Client
-from ._compare import Comparison
-from ._exceptions import (
-    AihubmixError,
-    APIConnectionError,
-    APIResponseError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BatchInputError,
-    ConfigurationError,
-    InternalServerError,
-    MissingKeyError,
-    ModelNotFoundError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    StreamInterruptedError,
-)
-from ._response import Response, ToolCall, Usage
-from ._session import history, last_response
-from ._settings import Settings, settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and readers
+    from ._batch import BatchResults, BatchSummary, batch
+    from ._client import Client
+    from ._compare import Comparison
+    from ._exceptions import (
+        AihubmixError,
+        APIConnectionError,
+        APIResponseError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        BatchInputError,
+        ConfigurationError,
+        InternalServerError,
+        InvalidRequestError,
+        MissingKeyError,
+        ModelNotFoundError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        StreamInterruptedError,
+    )
+    from ._request import Request
+    from ._response import Response
+    from ._session import history, last_response
+    from ._settings import Settings, settings
+    from ._types import ToolCall, Usage
 
 __version__ = "0.1.0"
 
@@ -54,11 +64,13 @@ __all__ = [
     "Comparison",
     "ConfigurationError",
     "InternalServerError",
+    "InvalidRequestError",
     "MissingKeyError",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Request",
     "Response",
     "Settings",
     "StreamInterruptedError",
@@ -76,7 +88,43 @@ __all__ = [
 ]
 
 
-def export_notebook(responses, path):
+# name -> the private module that defines it (loaded on first access)
+_EXPORTS = {
+    **dict.fromkeys(("BatchResults", "BatchSummary", "batch"), "_batch"),
+    "Client": "_client",
+    "Comparison": "_compare",
+    **dict.fromkeys((
+        "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
+        "AuthenticationError", "BadRequestError", "BatchInputError", "ConfigurationError", "InternalServerError",
+        "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
+        "RateLimitError", "StreamInterruptedError"), "_exceptions"),
+    "Request": "_request",
+    "Response": "_response",
+    **dict.fromkeys(("history", "last_response"), "_session"),
+    **dict.fromkeys(("Settings", "settings"), "_settings"),
+    **dict.fromkeys(("ToolCall", "Usage"), "_types"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # once loaded, an ordinary attribute
+        return value
+    if name.startswith("_") and not name.startswith("__"):  # a private module, e.g. aihubmix_magic._session
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({name for name in globals() if name.startswith("_")} | set(__all__))
+
+
+def export_notebook(responses: Any, path: Any) -> Any:
     """Write `responses` (e.g. `history()`) to `path` as a notebook (nbformat v4) that reproduces them:
     per answer a `%%aihubmix` cell with its prompt, the answer as Markdown output, model, usage and
     timings in the cell metadata, never the key. Returns the path written."""
@@ -85,20 +133,22 @@ def export_notebook(responses, path):
     return export(responses, path)
 
 
-_loaded = None
+_loaded: Any = None
 
 
-def panel():
+def panel() -> Any:
     """The control panel (an ipywidgets VBox) tied to `settings`: display it, or use `%aihubmix panel`."""
     from ._widgets import Panel
 
     return Panel()
 
 
-def load_ipython_extension(ipython) -> None:
+def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext aihubmix_magic`: register the magics and the one-line display of our errors."""
     global _loaded
+    from ._exceptions import AihubmixError
     from ._magics import AihubmixMagics, show_error
+    from ._session import last_response
 
     if _loaded is not None:
         _loaded.unlink()
@@ -109,8 +159,10 @@ def load_ipython_extension(ipython) -> None:
         ipython.set_custom_exc((AihubmixError,), show_error)
 
 
-def unload_ipython_extension(ipython) -> None:
+def unload_ipython_extension(ipython: Any) -> None:
     global _loaded
+    from ._exceptions import AihubmixError
+
     if ipython.custom_exceptions == (AihubmixError,):
         ipython.set_custom_exc((), None)
     if _loaded is not None:

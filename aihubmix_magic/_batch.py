@@ -10,12 +10,12 @@ How it runs:
   script, in terminal IPython and in a kernel whose own loop is already running (that loop is never used
   nor blocked on). At most `concurrency` requests are in flight, over one connection pool (HTTP/2 when
   `h2` is installed and the server offers it). The answers are not streamed.
-- The request bodies, the retry policy (PROTOCOL §4) and the error mapping are the sync `Client`'s
-  (`chat_body`, `retry_decision`, `Client._status_error`, `complete_from_json`): an item is retried as a
-  cell would be, and a failed item becomes a Response with status "failed" and `.error` set; the others
+- Each item is a typed `Request`; the body, the retry policy (PROTOCOL §4) and the error mapping are the
+  protocol core's (`_protocol.py`), sent by the async driver (`_async.py`): an item is retried exactly as
+  a cell would be, and a failed item becomes a Response with status "failed" and `.error` set; the others
   go on.
-- The calling thread shows the progress (`_progress.py`) and handles an interrupt: the finished items
-  are kept, the others get status "cancelled", and the result is marked partial.
+- The calling thread shows the progress (`_progress.py`) and handles an interrupt (`_live.Live`): the
+  finished items are kept, the others get status "cancelled", and the result is marked partial.
 - With the cache on (`settings.cache` or `cache=True`), items already answered come from the cache and
   new completed answers are stored in it.
 """
@@ -23,37 +23,27 @@ How it runs:
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib.util
 import json
-import os
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from ._client import (
-    ENDPOINT_PATHS,
-    Client,
-    chat_body,
-    complete_from_json,
-    responses_body,
-    retry_decision,
-    retry_delay,
-    sanitize_body,
-)
-from ._exceptions import AihubmixError, APIConnectionError, APITimeoutError, BatchInputError
+from ._exceptions import BatchInputError, InvalidRequestError
+from ._live import Live
 from ._progress import Progress, progress_view
+from ._request import ENDPOINTS, Request
 from ._response import Response
+
+if TYPE_CHECKING:
+    from ._async import AsyncDriver
+    from ._cache import ResponseCache
+    from ._client import Client
 
 __all__ = ["BatchResults", "BatchSummary", "batch"]
 
-HTTP2 = importlib.util.find_spec("h2") is not None
 OK_STATUSES = ("completed", "incomplete")
 _POLL = 0.1  # seconds between progress repaints on the calling thread
 
@@ -96,7 +86,7 @@ class BatchSummary:
         return text
 
 
-class BatchResults(list):
+class BatchResults(list[Response]):
     """The Responses of a batch, in input order (a list), with `.summary` and `.partial`."""
 
     summary: BatchSummary
@@ -152,15 +142,16 @@ def batch(
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise BatchInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}")
     endpoint = endpoint or settings.endpoint
-    if endpoint not in ENDPOINT_PATHS:
+    if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
-    bodies = [_body(text, endpoint, model or settings.model, settings, params) for text in texts]
+    requests = [_request(text, endpoint, model or settings.model, params) for text in texts]
 
-    client = _session.client()
+    session = _session.current()
+    client = session.client()
     client._headers()  # MissingKeyError now, before anything is sent
-    response_cache = _session.response_cache(force=bool(cache)) if cache is not False else None
-    run = _Run(client, endpoint, bodies, concurrency, response_cache)
-    results = run.execute(progress_view(progress, len(bodies)) if bodies else None)
+    response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
+    run = _Run(client, requests, concurrency, response_cache)
+    results = run.execute(progress_view(progress, len(requests)) if requests else None)
     if index is None:
         return results
     import pandas as pd
@@ -226,93 +217,91 @@ def _fill(template: str, row: dict | None, value: Any, number: int) -> str:
         raise BatchInputError(f"The template cannot be filled in: {exc} (write literal braces as {{{{ and }}}}).") from None
 
 
-def _body(text: str, endpoint: str, model: str, settings, params: dict) -> dict:
-    """The request body for one prompt: the sync client's body builders, the settings as defaults."""
-    from traitlets import TraitError
-
-    from ._settings import SettingTraits
+def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Request:
+    """The typed request for one prompt: `params` over the settings (any other name is a body field)."""
+    from ._settings import settings
 
     values = dict(params)
-    common = {name: values.pop(name, getattr(settings, name))
-              for name in ("temperature", "top_p", "reasoning_effort")}
-    max_tokens = values.pop("max_tokens", settings.max_tokens)
-    system = values.pop("system", None) or settings.system or None
-    checker = SettingTraits()
-    for name, value in {**common, "max_tokens": max_tokens}.items():
-        if value is not None:
-            try:
-                setattr(checker, name, value)
-            except TraitError as exc:
-                raise BatchInputError(f"{name}: {exc}") from None
+    values.pop("stream", None)
+    values.pop("stream_options", None)
     if not model or not model.strip():
         raise BatchInputError("No model: pass model=… or `%aihubmix use MODEL`.")
-    if endpoint == "chat":
-        body = chat_body(text, model=model, system=system, max_tokens=max_tokens, **common, **values)
-    else:
-        instructions = values.pop("instructions", None) or system
-        max_output_tokens = values.pop("max_output_tokens", None) or max_tokens
-        body = responses_body(text, model=model, instructions=instructions, max_output_tokens=max_output_tokens,
-                              **common, **values)
-    for name in ("stream", "stream_options"):
-        body.pop(name, None)
-    return sanitize_body(body)
+    fields: dict[str, Any] = {name: values.pop(name) for name in ("temperature", "top_p", "reasoning_effort", "store",
+                                                                 "previous_response_id", "tools") if name in values}
+    fields["max_tokens"] = values.pop("max_tokens", None)
+    fields["system"] = values.pop("system", None)
+    if endpoint == "responses":
+        fields["system"] = values.pop("instructions", None) or fields["system"]
+        fields["max_tokens"] = values.pop("max_output_tokens", None) or fields["max_tokens"]
+    try:
+        return Request.from_settings(settings, prompt=text, model=model, endpoint=endpoint, stream=False,
+                                     extra=values, **fields)
+    except InvalidRequestError as exc:
+        raise BatchInputError(str(exc)) from None
 
 
 # -- the run ---------------------------------------------------------------------------------------------
 class _Run:
     """One batch: the event loop in its thread sends; the calling thread paints and handles interrupts."""
 
-    def __init__(self, client: Client, endpoint: str, bodies: list[dict], concurrency: int, cache) -> None:
+    def __init__(self, client: Client, requests: list[Request], concurrency: int,
+                 cache: ResponseCache | None) -> None:
+        from ._protocol import request_body
+
         self.client = client
-        self.endpoint = endpoint
-        self.url = client.base_url + ENDPOINT_PATHS[endpoint]
-        self.bodies = bodies
+        self.requests = requests
+        self.bodies = [request_body(request) for request in requests]
         self.concurrency = concurrency
         self.cache = cache
-        self.results: list[Response | None] = [None] * len(bodies)
+        self.results: list[Response | None] = [None] * len(requests)
         self.retries = 0
-        self.progress = Progress(total=len(bodies), started=time.perf_counter())
+        self.progress = Progress(total=len(requests), started=time.perf_counter())
         self._finished: list[Response] = []  # answered since the calling thread last looked
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._error: BaseException | None = None
 
-    def execute(self, view) -> BatchResults:
-        todo = list(range(len(self.bodies)))
+    def execute(self, view: Any) -> BatchResults:
+        todo = list(range(len(self.requests)))
         cached = 0
-        if self.cache is not None and self.bodies:
-            hits = self.cache.get_many(self.endpoint, self.client.base_url, self.bodies)
-            for number, hit in enumerate(hits):
-                if hit is not None:
-                    self.results[number] = hit
-                    self._count(hit)
-            todo = [number for number, hit in enumerate(hits) if hit is None]
-            cached = len(self.bodies) - len(todo)
+        if self.cache is not None and self.requests:
+            by_endpoint: dict[str, list[int]] = {}
+            for number, request in enumerate(self.requests):
+                by_endpoint.setdefault(request.endpoint, []).append(number)
+            for endpoint, numbers in by_endpoint.items():
+                hits = self.cache.get_many(endpoint, self.client.base_url, [self.bodies[n] for n in numbers],
+                                           [self.requests[n] for n in numbers])
+                for number, hit in zip(numbers, hits, strict=True):
+                    if hit is not None:
+                        self.results[number] = hit
+                        self._count(hit)
+            todo = [number for number, result in enumerate(self.results) if result is None]
+            cached = len(self.requests) - len(todo)
         partial = False
-        thread = threading.Thread(target=self._thread_main, args=(todo,), name="aihubmix-batch", daemon=True)
-        try:
+        live = Live()
+
+        def paint(done: bool) -> float:
+            self._store_finished()
             if view is not None:
                 view.update(self.progress)
-            if todo:
-                thread.start()
-                while thread.is_alive():
-                    thread.join(_POLL)
-                    self._store_finished()
-                    if view is not None:
-                        view.update(self.progress)
-        except KeyboardInterrupt:
-            partial = True
-            self._cancel()
-            thread.join()
+            return time.perf_counter() + _POLL
+
+        if view is not None:
+            view.update(self.progress)
+        if todo:
+            try:
+                live.run([lambda: self._thread_main(todo)], paint=paint, cancel=self._cancel, name="aihubmix-batch",
+                         join_timeout=None, idle=_POLL)
+            except KeyboardInterrupt:
+                partial = True
         self._store_finished()
-        if self._error is not None:
-            raise self._error
+        if live.errors and live.errors[0] is not None:  # a bug of ours, from the event loop's thread
+            raise live.errors[0]
         summary = self._summary(cached, partial)
         if view is not None:
             view.finish(self.progress, str(summary))
-        results = BatchResults(self.results)  # every slot is filled now
+        results = BatchResults(response for response in self.results if response is not None)  # all filled now
         results.summary = summary
         return results
 
@@ -320,14 +309,16 @@ class _Run:
         now = time.perf_counter()
         for number, response in enumerate(self.results):
             if response is None:  # never sent, or in flight when interrupted
-                response = Response(endpoint=self.endpoint, request=self.bodies[number])
+                response = Response(endpoint=self.requests[number].endpoint, request=self.bodies[number],
+                                    spec=self.requests[number])
                 response.status = "cancelled"
                 response.elapsed = 0.0
                 self.results[number] = response
-        statuses = [r.status for r in self.results]
-        usages = [r.usage for r in self.results if r.usage is not None and not r.cached]
+        done = [r for r in self.results if r is not None]
+        statuses = [r.status for r in done]
+        usages = [r.usage for r in done if r.usage is not None and not r.cached]
         return BatchSummary(
-            total=len(self.results),
+            total=len(done),
             ok=sum(s in OK_STATUSES for s in statuses),
             failed=statuses.count("failed"),
             cancelled=statuses.count("cancelled"),
@@ -362,8 +353,6 @@ class _Run:
             loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass
-        except BaseException as exc:  # a bug of ours: handed to the calling thread
-            self._error = exc
         finally:
             with self._lock:
                 self._closed = True
@@ -379,82 +368,28 @@ class _Run:
                 self._loop.call_soon_threadsafe(self._task.cancel)
 
     async def _main(self, todo: list[int]) -> None:
+        from ._async import AsyncDriver
+
         workers_count = min(self.concurrency, len(todo))
-        limits = httpx.Limits(max_connections=workers_count, max_keepalive_connections=workers_count,
-                              keepalive_expiry=30.0)
-        verify = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        async with httpx.AsyncClient(http2=HTTP2, timeout=self.client.timeout, limits=limits, verify=verify,
-                                     follow_redirects=False) as http:
+        async with AsyncDriver(self.client, connections=workers_count) as driver:
             queue = iter(todo)
-            workers = [asyncio.ensure_future(self._worker(http, queue)) for _ in range(workers_count)]
+            workers = [asyncio.ensure_future(self._worker(driver, queue)) for _ in range(workers_count)]
             try:
                 await asyncio.gather(*workers)
             finally:
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+                self.retries = driver.retries
 
-    async def _worker(self, http: httpx.AsyncClient, queue: Iterator[int]) -> None:
+    async def _worker(self, driver: AsyncDriver, queue: Iterator[int]) -> None:
         for number in queue:
-            response = await self._request(http, self.bodies[number])
+            response = await driver.send(self.requests[number], self.bodies[number])
             with self._lock:
                 self.results[number] = response
                 self._count(response)
                 if response.status == "completed":
                     self._finished.append(response)
-
-    async def _request(self, http: httpx.AsyncClient, body: dict) -> Response:
-        response = Response(endpoint=self.endpoint, request=body, stream=False)
-        try:
-            content, http_response = await self._send(http, body)
-            complete_from_json(response, self.client._parse_json(content, http_response))
-        except AihubmixError as exc:
-            response.status = "failed"
-            response.error = exc
-            response.elapsed = time.perf_counter() - response._started
-            exc.response = response
-        return response
-
-    async def _send(self, http: httpx.AsyncClient, body: dict) -> tuple[bytes, httpx.Response]:
-        """POST with the sync client's retry policy; return the 2xx body (or raise its AihubmixError)."""
-        client = self.client
-        headers = client._headers()
-        headers["Content-Type"] = "application/json"
-        content = json.dumps(body, ensure_ascii=False).encode()
-        model = str(body.get("model", ""))
-        retries = 0
-        while True:
-            if retries:
-                headers["x-stainless-retry-count"] = str(retries)
-            retry_after: float | None = None
-            error: AihubmixError
-            try:
-                http_response = await http.post(self.url, content=content, headers=headers)
-            except httpx.TimeoutException as exc:
-                error = APITimeoutError(f"{client.base_url} did not answer in time ({type(exc).__name__}).")
-                should_retry = True
-            except httpx.TransportError as exc:
-                error = APIConnectionError(
-                    f"Cannot reach {client.base_url}: {client._scrub(exc) or type(exc).__name__}")
-                should_retry = True
-            else:
-                if http_response.status_code < 400:
-                    return http_response.content, http_response
-                should_retry, retry_after = retry_decision(http_response)
-                error = client._status_error(http_response, model)
-            if not should_retry or retries >= client.max_retries:
-                raise error
-            delay = retry_delay(retry_after, retries)
-            retries += 1
-            self.retries += 1
-            await asyncio.sleep(delay)
-
-
-@functools.lru_cache(maxsize=4)
-def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once instead of per batch:
-    building it costs about 20 ms, a tenth of a round of requests at 200 ms latency."""
-    return httpx.create_ssl_context()
 
 
 # -- for %%aihubmix --over -------------------------------------------------------------------------------
@@ -472,7 +407,7 @@ def check_template(template: str, items: Any) -> None:
         raise BatchInputError(f"The cell is the template: put {where} where each item goes.")
 
 
-def _prompt_text(body: dict) -> str:
+def _prompt_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         content = body["messages"][-1].get("content", "")
     else:

@@ -22,8 +22,13 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._response import Response
+from ._protocol import response_from_json
+
+if TYPE_CHECKING:
+    from ._request import Request
+    from ._response import Response
 
 __all__ = ["ResponseCache", "cache_for", "default_cache_path", "request_key"]
 
@@ -74,12 +79,13 @@ class ResponseCache:
         return sqlite3.connect(self.path, timeout=10)
 
     # -- lookups -----------------------------------------------------------------------------------------
-    def get(self, endpoint: str, base_url: str, body: dict) -> Response | None:
+    def get(self, endpoint: str, base_url: str, body: dict, spec: Request | None = None) -> Response | None:
         """A complete Response rebuilt from the stored answer, or None."""
         raw = self._get_raw(request_key(endpoint, base_url, body))
-        return None if raw is None else _hit(endpoint, body, raw)
+        return None if raw is None else response_from_json(spec, body, raw, endpoint=endpoint, cached=True)
 
-    def get_many(self, endpoint: str, base_url: str, bodies: list[dict]) -> list[Response | None]:
+    def get_many(self, endpoint: str, base_url: str, bodies: list[dict],
+                 specs: list[Request] | None = None) -> list[Response | None]:
         """`get` for many bodies with one connection (what a batch does first)."""
         keys = [request_key(endpoint, base_url, body) for body in bodies]
         found: dict[str, str] = {}
@@ -89,9 +95,11 @@ class ResponseCache:
                 marks = ",".join("?" * len(chunk))
                 found.update(db.execute(f"SELECT key, raw FROM responses WHERE key IN ({marks})", chunk))
         results: list[Response | None] = []
-        for key, body in zip(keys, bodies, strict=True):
+        for number, (key, body) in enumerate(zip(keys, bodies, strict=True)):
             raw = _loads(found.get(key))
-            results.append(None if raw is None else _hit(endpoint, body, raw))
+            spec = specs[number] if specs is not None else None
+            results.append(None if raw is None else response_from_json(spec, body, raw, endpoint=endpoint,
+                                                                       cached=True))
         return results
 
     def _get_raw(self, key: str) -> dict | None:
@@ -144,14 +152,6 @@ def _loads(text: str | None) -> dict | None:
     except ValueError:
         return None
     return raw if isinstance(raw, dict) else None
-
-
-def _hit(endpoint: str, body: dict, raw: dict) -> Response:
-    response = Response(endpoint=endpoint, request=body, stream=body.get("stream") is True)
-    response._set_final(raw)
-    response.cached = True
-    response.time_to_first_token = response.elapsed = time.perf_counter() - response._started
-    return response
 
 
 _caches: dict[Path, ResponseCache] = {}

@@ -14,19 +14,23 @@ None if a request could not even start), `.errors`, `.models`, and `.to_datafram
 from __future__ import annotations
 
 import html
-import re
 import sys
-import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from . import _session
+from ._display import IPythonPublisher, footer_text
 from ._exceptions import AihubmixError, StreamInterruptedError
+from ._live import Live
+from ._types import FENCE
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._request import Request
 
 __all__ = ["Comparison", "parse_models", "run_comparison"]
-
-_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})", re.MULTILINE)
 
 
 def parse_models(text: str) -> list[str]:
@@ -48,7 +52,7 @@ class Column:
     model: str
     parts: list[str] = field(default_factory=list)
     reasoning_chars: int = 0
-    response: object = None
+    response: Any = None
     error: AihubmixError | None = None
     note: str = ""
     started: float | None = None
@@ -99,7 +103,7 @@ class Comparison:
     def __len__(self) -> int:
         return len(self._columns)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.responses)
 
     def to_dataframe(self):
@@ -145,27 +149,27 @@ def _rate(response) -> float | None:
 
 
 # -- running -------------------------------------------------------------------------------------------
-def run_comparison(models: list[str], content, params: dict, *, client, notebook: bool,
-                   status_line: str | None = None, publisher=None, clock=time.perf_counter,
-                   keep=None) -> Comparison:
-    """Send `content` to every model at once and paint the columns until all are done.
+def run_comparison(requests: list[Request], *, client: Client, notebook: bool, status_line: str | None = None,
+                   publisher: IPythonPublisher | None = None, clock: Callable[[], float] = time.perf_counter,
+                   keep: Callable[[Comparison], None] | None = None) -> Comparison:
+    """Send every request (one per model) at once and paint the columns until all are done.
     `keep(comparison)` is called before anything is sent (the magic records it, even if interrupted)."""
-    columns = [Column(model) for model in models]
-    condition = threading.Condition()
+    columns = [Column(request.model) for request in requests]
+    live = Live()
     painter = GridPainter(columns, publisher, clock=clock) if notebook else None
 
-    def work(column: Column) -> None:
+    def work(column: Column, request: Request) -> None:
         def on_retry(number: int, delay: float, reason: str) -> None:
-            with condition:
+            with live.condition:
                 column.note = f"retrying in {delay:.1f} s ({reason})"
-                condition.notify()
+                live.wake_locked()
 
         column.started = clock()
         try:
-            response = _session.ask(client, content, params, model=column.model, on_retry=on_retry)
+            response = client.send(request, on_retry=on_retry)
             column.response = response
             for kind, text in response.iter_deltas():
-                with condition:
+                with live.condition:
                     if column.first_token is None:
                         column.first_token = clock()
                     if kind == "text":
@@ -173,58 +177,50 @@ def run_comparison(models: list[str], content, params: dict, *, client, notebook
                     else:
                         column.reasoning_chars += len(text)
                     column.note = ""
-                    condition.notify()
+                    live.wake_locked()
         except AihubmixError as exc:
             column.error = exc
             if exc.response is not None:
                 column.response = exc.response
-        except BaseException as exc:  # a bug of ours must not take the other columns down
+        except Exception as exc:  # a bug of ours must not take the other columns down
             column.error = AihubmixError(f"{type(exc).__name__}: {exc}")
         finally:
-            with condition:
+            with live.condition:
                 if column.first_token is None and column.response is not None and str(column.response):
                     column.first_token = clock()  # not streamed: the whole answer at once
                 column.finished = clock()
-                condition.notify()
+
+    printed: set[int] = set()
+
+    def paint(done: bool) -> float | None:
+        with live.condition:
+            if painter is not None:
+                painter.tick()
+                return painter.deadline()
+        _print_finished(columns, printed, status_line)
+        return None
+
+    def cancel() -> None:
+        for column in columns:
+            if column.response is not None:
+                column.response.cancel()
 
     comparison = Comparison(columns)
     if keep is not None:
         keep(comparison)
-    threads = [threading.Thread(target=work, args=(column,), name=f"aihubmix-compare-{column.model}", daemon=True)
-               for column in columns]
-    for thread in threads:
-        thread.start()
-    printed: set[int] = set()
+    targets = [lambda column=column, request=request: work(column, request)
+               for column, request in zip(columns, requests, strict=True)]
     try:
-        while True:
-            with condition:
-                all_done = all(column.done for column in columns)
-                if not all_done:
-                    deadline = painter.deadline() if painter else None
-                    condition.wait(0.5 if deadline is None else max(0.0, deadline - clock()))
-                all_done = all(column.done for column in columns)
-                if painter is not None:
-                    painter.tick()
-            if painter is None:
-                _print_finished(columns, printed, status_line)
-            if all_done:
-                break
+        live.run(targets, paint=paint, cancel=cancel, name="aihubmix-compare")
     except KeyboardInterrupt:
-        for column in columns:
-            if column.response is not None:
-                column.response.cancel()
-        for thread in threads:
-            thread.join(5)
         _final(painter, columns, printed, status_line)
         raise StreamInterruptedError("Interrupted: the comparison was stopped; what arrived is kept in "
                                      "last_response().") from None
-    for thread in threads:
-        thread.join()
     _final(painter, columns, printed, status_line)
     return comparison
 
 
-def _final(painter, columns, printed, status_line) -> None:
+def _final(painter: GridPainter | None, columns: list[Column], printed: set[int], status_line: str | None) -> None:
     if painter is not None:
         painter.paint(final=True, status_line=status_line)
     else:
@@ -232,8 +228,6 @@ def _final(painter, columns, printed, status_line) -> None:
 
 
 def _print_finished(columns: list[Column], printed: set[int], status_line: str | None) -> None:
-    from ._display import footer_text
-
     for index, column in enumerate(columns):
         if index in printed or not column.done:
             continue
@@ -252,10 +246,8 @@ class GridPainter:
     """One display with a column per model, repainted at most every `interval` seconds, and less often
     as the answers grow (about `rate` characters a second at most), so the bytes stay modest."""
 
-    def __init__(self, columns: list[Column], publisher=None, *, interval: float = 0.25, rate: float = 20_000,
-                 clock=time.perf_counter) -> None:
-        from ._display import IPythonPublisher
-
+    def __init__(self, columns: list[Column], publisher: IPythonPublisher | None = None, *, interval: float = 0.25,
+                 rate: float = 20_000, clock: Callable[[], float] = time.perf_counter) -> None:
         self.columns = columns
         self.publisher = publisher or IPythonPublisher()
         self.interval = interval
@@ -296,8 +288,6 @@ class GridPainter:
 
 def grid_markdown(columns: list[Column], *, final: bool, status_line: str | None = None) -> str:
     """An HTML table whose cells hold Markdown (blank lines around it, so Jupyter renders it as such)."""
-    from ._display import footer_text
-
     width = f"{100 // len(columns)}%"
     lines = ["<table>", "<tr>"]
     lines += [f'<th width="{width}">{html.escape(c.model)}</th>' for c in columns]
@@ -327,8 +317,6 @@ def grid_markdown(columns: list[Column], *, final: bool, status_line: str | None
 
 
 def grid_text(columns: list[Column], status_line: str | None = None) -> str:
-    from ._display import footer_text
-
     blocks = []
     for column in columns:
         block = [f"── {column.model} ──", column.text()]
@@ -343,7 +331,7 @@ def grid_text(columns: list[Column], status_line: str | None = None) -> str:
 def _closed(text: str) -> str:
     """Close a code fence left open (mid-stream), so the rest of the table is not swallowed by it."""
     open_fence = None
-    for match in _FENCE.finditer(text):
+    for match in FENCE.finditer(text):
         marker = match.group(1)
         if open_fence is None:
             open_fence = marker

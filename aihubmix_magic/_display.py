@@ -14,28 +14,31 @@ are capped, and `finish` always paints once more.
 
 Terminal: deltas are written as plain text as they arrive.
 
-`consume(response, view)` reads the HTTP stream on a helper thread and paints on the calling thread, so
-a held-back delta is painted on time even when the stream stalls. An interrupt (KeyboardInterrupt on the
-calling thread) shuts the socket down at once, which also wakes the reader.
+`consume(response, view)` reads the HTTP stream on a helper thread and paints on the calling thread
+(`_live.Live`), so a held-back delta is painted on time even when the stream stalls. An interrupt
+(KeyboardInterrupt on the calling thread) shuts the socket down at once, which also wakes the reader.
+Both views implement `_live.LiveView`.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any, TextIO
 
+from ._live import Live, LiveView
 from ._response import Response
+from ._types import FENCE
 
-__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "consume", "footer_text"]
+__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "consume", "footer_text", "reasoning_block"]
 
 
 class IPythonPublisher:
     """Sends display messages through IPython's display machinery (the kernel's display publisher)."""
 
-    def show(self, data: dict, display_id: str | None = None) -> None:
+    def show(self, data: dict[str, Any], display_id: str | None = None) -> None:
         from IPython.display import display
 
         if display_id is None:
@@ -43,7 +46,7 @@ class IPythonPublisher:
         else:
             display(data, raw=True, display_id=display_id)
 
-    def update(self, data: dict, display_id: str) -> None:
+    def update(self, data: dict[str, Any], display_id: str) -> None:
         from IPython.display import update_display
 
         update_display(data, raw=True, display_id=display_id)
@@ -54,7 +57,7 @@ class IPythonPublisher:
         clear_output(wait=True)
 
 
-def _markdown(text: str) -> dict:
+def _markdown(text: str) -> dict[str, Any]:
     return {"text/markdown": text}
 
 
@@ -153,8 +156,9 @@ class NotebookView:
             if stripped.startswith(self._fence) and not stripped.strip(self._fence[0]):
                 self._fence = None
             return
-        if stripped.startswith(("```", "~~~")):
-            self._fence = stripped[0] * (len(stripped) - len(stripped.lstrip(stripped[0])))
+        opener = FENCE.match(head)
+        if opener is not None:
+            self._fence = opener.group(1)
             self._fence_opener = stripped
             self._after_blank = False
         elif not stripped:
@@ -247,26 +251,30 @@ class NotebookView:
         if self._reasoning_id is not None and len(text) < self._reasoning_painted * 1.25 and self._tail_parts:
             return
         self._reasoning_painted = len(text)
-        data = _markdown(_reasoning_block(text, open_=not self._tail_parts))
+        data = _markdown(reasoning_block(text, open_=not self._tail_parts))
         if self._reasoning_id is None:
             self._reasoning_id = uuid.uuid4().hex
             self.publisher.show(data, self._reasoning_id)
         else:
             self.publisher.update(data, self._reasoning_id)
 
-    def finish(self, response: Response, status_line: str | None = None) -> None:
-        """Replace the live outputs with one rendering of the whole answer and its footer."""
+    def finish(self, response: Response, status_line: str | None = None,
+               outputs: list[dict[str, Any]] | None = None) -> None:
+        """Replace the live outputs with one rendering of the whole answer (or `outputs`, display data in
+        its place, e.g. parsed JSON) and its footer."""
         self.publisher.clear()
         if response.reasoning:
-            self.publisher.show(_markdown(_reasoning_block(response.reasoning, open_=False)), None)
-        text = str(response)
-        if text:
-            self.publisher.show(_markdown(text), None)
+            self.publisher.show(_markdown(reasoning_block(response.reasoning, open_=False)), None)
+        if outputs is None:
+            text = str(response)
+            outputs = [_markdown(text)] if text else []
+        for data in outputs:
+            self.publisher.show(data, None)
         line = footer_text(response, status_line)
         self.publisher.show({"text/markdown": f"<sub>{line}</sub>", "text/plain": line}, None)
 
 
-def _reasoning_block(text: str, *, open_: bool) -> str:
+def reasoning_block(text: str, *, open_: bool) -> str:
     quoted = "\n".join("> " + line for line in text.splitlines())
     return f"<details{' open' if open_ else ''}><summary>Reasoning</summary>\n\n{quoted}\n\n</details>"
 
@@ -275,8 +283,10 @@ class TerminalView:
     """Plain text for terminal IPython: each delta is written as it arrives."""
 
     deadline = None
+    interval = 0.1
+    quiet = 0.0
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self._kind: str | None = None
         self._wrote_any = False
@@ -302,7 +312,9 @@ class TerminalView:
     def tick(self, now: float | None = None) -> None:
         pass
 
-    def finish(self, response: Response, status_line: str | None = None) -> None:
+    def finish(self, response: Response, status_line: str | None = None,
+               outputs: list[dict[str, Any]] | None = None) -> None:
+        """The footer (the answer was printed as it came; `outputs` are for a notebook)."""
         if not self._wrote_any and str(response):  # not streamed: the whole answer at once
             self.stream.write(str(response))
         self.stream.write("\n\n" + footer_text(response, status_line) + "\n")
@@ -339,57 +351,37 @@ def footer_text(response: Response, status_line: str | None = None) -> str:
     return " · ".join(parts)
 
 
-def consume(response: Response, view) -> None:
+def consume(response: Response, view: LiveView) -> None:
     """Stream `response` into `view`: a helper thread reads the socket, this thread paints.
 
     Raises what the stream raised (after the view shows everything that arrived); on KeyboardInterrupt
     the response is cancelled, the connection shut down, and KeyboardInterrupt re-raised.
     """
-    condition = threading.Condition()
+    live = Live()
     pending: list[tuple[str, str, float]] = []
-    state: dict = {"done": False, "error": None}
     clock = time.perf_counter
-    quiet = getattr(view, "quiet", 0.0)
+    quiet = view.quiet
 
     def read() -> None:
         last = float("-inf")
-        try:
-            for kind, text in response.iter_deltas():
-                now = clock()
-                with condition:
-                    pending.append((kind, text, now))
-                    if now - last >= quiet:
-                        condition.notify()
-                last = now
-        except BaseException as exc:  # handed to the painting thread
-            state["error"] = exc
-        finally:
-            with condition:
-                state["done"] = True
-                condition.notify()
+        for kind, text in response.iter_deltas():
+            now = clock()
+            with live.condition:
+                pending.append((kind, text, now))
+                if now - last >= quiet:  # after a quiet gap: paint at once; a fast stream is looked at
+                    live.wake_locked()  # every `interval` instead of once per delta
+            last = now
 
-    reader = threading.Thread(target=read, name="aihubmix-stream", daemon=True)
-    reader.start()
-    try:
-        while True:
-            with condition:
-                if not pending and not state["done"]:
-                    deadline = view.deadline
-                    if deadline is None:  # nothing held back; deltas that come without a quiet gap do not
-                        deadline = clock() + getattr(view, "interval", 0.1)  # notify: look at them soon
-                    condition.wait(max(0.0, deadline - clock()))
-                batch = pending[:]
-                pending.clear()
-                done = state["done"]
-            for kind, text, arrived in batch:
-                view.feed(kind, text, arrived)
-            view.tick()
-            if done:
-                break
-    except KeyboardInterrupt:
-        response.cancel()
-        reader.join(5)
-        raise
-    reader.join()
-    if state["error"] is not None:
-        raise state["error"]
+    def paint(done: bool) -> float:
+        with live.condition:
+            batch = pending[:]
+            pending.clear()
+        for kind, text, arrived in batch:
+            view.feed(kind, text, arrived)
+        view.tick()
+        deadline = view.deadline
+        return deadline if deadline is not None else clock() + view.interval
+
+    live.run([read], paint=paint, cancel=response.cancel, name="aihubmix-stream")
+    if live.errors[0] is not None:
+        raise live.errors[0]

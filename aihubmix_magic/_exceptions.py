@@ -3,6 +3,7 @@
     AihubmixError
     ├── ConfigurationError           a setting is unusable (a base URL that is not a URL, …)
     │   ├── MissingKeyError          no API key is set
+    │   ├── InvalidRequestError      a request field that cannot work (a temperature of 3, …; also a ValueError)
     │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
     ├── APIConnectionError           the server could not be reached, or the connection broke
@@ -40,6 +41,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "InternalServerError",
+    "InvalidRequestError",
     "MissingKeyError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -71,6 +73,15 @@ class MissingKeyError(ConfigurationError):
             or "No AiHubMix API key: run `%aihubmix key` (or set AIHUBMIX_API_KEY before starting Jupyter), "
             "or `%aihubmix demo` to try the built-in simulator."
         )
+
+
+class InvalidRequestError(ConfigurationError, ValueError):
+    """A request field has a value it cannot take (checked before anything is sent); `field` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.reason = message
 
 
 class APIConnectionError(AihubmixError):

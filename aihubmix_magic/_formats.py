@@ -13,7 +13,9 @@ The answer streams as usual; when it is complete it is shown in the chosen form 
 - `html`: rendered as HTML.  `math`: Markdown with LaTeX math (`$…$`, `$$…$$`).
 
 Every format but markdown adds one short instruction to the system prompt (e.g. "Answer with a single JSON
-object only."), which `Response.request` shows.
+object only."), which `Response.request` shows: the request fields are the protocol core's
+(`Request.format` / `Request.schema`, `_protocol.format_fields`); this module parses `--schema` and shows
+the finished answer.
 """
 
 from __future__ import annotations
@@ -25,26 +27,10 @@ import sys
 
 from IPython.core.error import UsageError
 
-__all__ = ["FORMATS", "OutputFormat", "finish", "first_code_block"]
+from ._request import FORMATS
+from ._types import first_code_block
 
-FORMATS = ("markdown", "text", "code", "json", "html", "math")
-_INSTRUCTIONS = {
-    "text": "Answer in plain text, without Markdown formatting.",
-    "code": "Answer with the code in a single fenced code block.",
-    "json": "Answer with a single JSON object only.",
-    "html": "Answer with an HTML fragment only: no Markdown, no <html>, <head> or <body>.",
-    "math": "Write mathematics in LaTeX: $...$ inline and $$...$$ for displayed equations.",
-}
-_FENCED = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*?)^[ ]{0,3}\1[ \t]*$", re.MULTILINE | re.DOTALL)
-_OPEN_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*)\Z", re.MULTILINE | re.DOTALL)
-
-
-def first_code_block(text: str) -> tuple[str, str] | None:
-    """(language, code) of the first fenced block; an unclosed one runs to the end. None if there is none."""
-    match = _FENCED.search(text) or _OPEN_FENCE.search(text)
-    if match is None:
-        return None
-    return match.group(2).strip().split(" ")[0], match.group(3).rstrip("\n")
+__all__ = ["FORMATS", "OutputFormat", "first_code_block"]
 
 
 class OutputFormat:
@@ -84,27 +70,6 @@ class OutputFormat:
         title = str(schema.get("title") or schema_var)
         schema_name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] or "answer"
         return cls(name, _strict(json.loads(json.dumps(schema))), schema_name, model_class)
-
-    # -- the request -------------------------------------------------------------------------------------
-    def system(self, system: str | None) -> str | None:
-        """The system prompt with this format's instruction added (None: no system prompt)."""
-        instruction = _INSTRUCTIONS.get(self.name)
-        if not instruction:
-            return system or None
-        return f"{system}\n\n{instruction}" if system else instruction
-
-    def body(self, endpoint: str) -> dict:
-        """The request fields this format needs."""
-        if self.name != "json":
-            return {}
-        if self.schema is None:
-            fmt: dict = {"type": "json_object"}
-            return {"response_format": fmt} if endpoint == "chat" else {"text": {"format": fmt}}
-        if endpoint == "chat":
-            return {"response_format": {"type": "json_schema", "json_schema": {
-                "name": self.schema_name, "schema": self.schema, "strict": True}}}
-        return {"text": {"format": {"type": "json_schema", "name": self.schema_name, "schema": self.schema,
-                                    "strict": True}}}
 
     # -- the answer --------------------------------------------------------------------------------------
     def present(self, response, shell=None) -> list[dict] | None:
@@ -161,24 +126,6 @@ class OutputFormat:
                 note = f"The JSON does not match {self.model_class.__name__} ({first}); `.parsed` holds the dict."
                 outputs.append({"text/markdown": f"<sub>{note}</sub>", "text/plain": note})
         return outputs
-
-
-def finish(view, response, status_line: str | None, outputs: list[dict] | None) -> None:
-    """`view.finish`, with `outputs` shown in place of the Markdown answer in a notebook (the terminal view
-    has printed the answer already)."""
-    publisher = getattr(view, "publisher", None)
-    if outputs is None or publisher is None:
-        view.finish(response, status_line)
-        return
-    from ._display import _reasoning_block, footer_text
-
-    publisher.clear()
-    if response.reasoning:
-        publisher.show({"text/markdown": _reasoning_block(response.reasoning, open_=False)}, None)
-    for data in outputs:
-        publisher.show(data, None)
-    line = footer_text(response, status_line)
-    publisher.show({"text/markdown": f"<sub>{line}</sub>", "text/plain": line}, None)
 
 
 def math_markdown(text: str) -> str:

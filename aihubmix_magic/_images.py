@@ -14,10 +14,11 @@ import base64
 import io
 import os
 import sys
+from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["image_url", "user_content"]
+__all__ = ["image_url", "image_urls"]
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _SIGNATURES = (
@@ -29,14 +30,9 @@ _SIGNATURES = (
 )
 
 
-def user_content(prompt: str, sources: list[str] | None, namespace: dict) -> str | list:
-    """The prompt alone, or a list of chat content parts: the text, then one part per image."""
-    if not sources:
-        return prompt
-    parts: list[dict] = [{"type": "text", "text": prompt}]
-    for source in sources:
-        parts.append({"type": "image_url", "image_url": {"url": image_url(source, namespace)}})
-    return parts
+def image_urls(sources: list[str] | None, namespace: dict[str, Any]) -> list[str]:
+    """One URL per --image source (the typed request turns them into content parts)."""
+    return [image_url(source, namespace) for source in sources or ()]
 
 
 def image_url(source: str, namespace: dict) -> str:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import keyword
 import shlex
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import TraitError, link
+from traitlets import link
 
-from . import _session, _threads
+from . import _session
 from ._display import NotebookView, TerminalView, consume, footer_text
-from ._exceptions import AihubmixError, StreamInterruptedError
-from ._formats import FORMATS, OutputFormat, finish
-from ._images import user_content
+from ._exceptions import AihubmixError, InvalidRequestError, StreamInterruptedError
+from ._formats import FORMATS, OutputFormat
+from ._images import image_urls
+from ._live import LiveView, display_mode
+from ._request import Request
+from ._response import Response
 from ._settings import ENDPOINTS, REASONING_EFFORTS, SETTING_NAMES, SettingTraits, settings
 from ._templates import render_template
+from ._threads import DEFAULT_THREAD, Thread
 
 __all__ = ["AihubmixMagics", "show_error"]
 
@@ -86,8 +93,9 @@ def _prompt_options(func):
 class AihubmixMagics(Magics, SettingTraits):
     """Magics for AiHubMix. Every setting is configurable: `%config AihubmixMagics.model = "gpt-4o"`."""
 
-    def __init__(self, shell=None, **kwargs) -> None:
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        self.session = _session.current()  # history, threads, demo mode, the shared client
         configured = self.config.get(type(self).__name__, {})
         self._links = []
         for name in SETTING_NAMES:  # one source of truth: these traits mirror `settings`
@@ -126,69 +134,52 @@ class AihubmixMagics(Magics, SettingTraits):
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
-        params = self._resolve(args)
-        if args.cache:
-            params["cache"] = True
+        base = self._request(args, prompt)  # every option checked once, before anything is sent
         if args.over is not None:
-            return self._over(args, cell.strip(), params)
+            return self._over(args, base)
         namespace = self.shell.user_ns
         if not args.no_template:
             prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
-        content = user_content(prompt, args.image, namespace)
+        images = tuple(image_urls(args.image, namespace))
         if args.compare is not None:
-            return self._compare(args, content, params)
+            return self._compare(args, base.replace(prompt=prompt, images=images))
         output = OutputFormat.from_options(args.format, args.schema, namespace)
-        params["system"] = output.system(params["system"])
-        if args.store and params["endpoint"] != "responses":
+        if args.store and base.endpoint != "responses":
             raise UsageError("--store works with the responses endpoint only: add -e responses.")
+        request = base.replace(prompt=prompt, images=images, format=output.name, schema=output.schema,
+                               schema_name=output.schema_name, store=args.store)
         standalone = not (args.continue_ or args.thread)
-        thread = _threads.Thread(_threads.DEFAULT_THREAD) if standalone else _threads.get(args.thread)
-        messages, extra = thread.request(content, params["endpoint"], store=args.store)
-        extra.update(output.body(params["endpoint"]))
-        response = self._prompt(messages, params, out=args.out, extra=extra,
+        threads = self.session.threads
+        thread = Thread(DEFAULT_THREAD) if standalone else threads.get_or_create(args.thread)
+        request = thread.prepare(request, name=None if standalone else thread.name)
+        response = self._prompt(request, out=args.out, cache=args.cache,
                                 present=lambda answer: output.present(answer, self.shell))
-        if thread.add(content, response) and standalone:
-            _threads.keep(thread)
+        if thread.add(request.user_content(), response) and standalone:
+            threads.keep(thread)
         return None
 
     # -- a prompt cell -----------------------------------------------------------------------------------
-    def _resolve(self, args) -> dict:
-        """The settings, overridden by this cell's options; bad values raise UsageError (nothing sent)."""
-        params = {name: getattr(settings, name) for name in SETTING_NAMES}
-        overrides = {
-            "model": args.model, "endpoint": args.endpoint, "system": args.system,
-            "temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens,
-            "reasoning_effort": args.reasoning_effort,
-        }
-        checker = SettingTraits()
-        for name, value in overrides.items():
-            if value is None:
-                continue
-            try:
-                setattr(checker, name, value)
-            except TraitError as exc:
-                raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
-            params[name] = value
-        if not params["model"].strip():
+    def _request(self, args: argparse.Namespace, prompt: str) -> Request:
+        """The settings, overridden by this cell's options, as a typed request; bad values raise UsageError
+        (nothing is sent)."""
+        if args.model is not None and not args.model.strip() or args.model is None and not settings.model.strip():
             raise UsageError("No model: use -m MODEL or `%aihubmix use MODEL`.")
-        if args.no_stream:
-            params["stream"] = False
-        return params
+        try:
+            return Request.from_settings(
+                settings, prompt=prompt, model=args.model, endpoint=args.endpoint, system=args.system,
+                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                reasoning_effort=args.reasoning_effort, stream=False if args.no_stream else None)
+        except InvalidRequestError as exc:
+            raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
-    def _display_mode(self) -> str:
-        mode = settings.display
-        if mode == "auto":
-            mode = "notebook" if getattr(self.shell, "kernel", None) is not None else "terminal"
-        return mode
+    def _view(self) -> LiveView:
+        return NotebookView() if display_mode() == "notebook" else TerminalView()
 
-    def _view(self):
-        return NotebookView() if self._display_mode() == "notebook" else TerminalView()
-
-    def _prompt(self, prompt, params: dict, *, out: str | None = None, extra: dict | None = None,
-                present=None):
-        """Send the prompt (a string, or messages / input items), stream the answer; return the Response.
-        `extra`: more request fields; `present(response)`: display data in place of the Markdown answer."""
-        client = _session.client(cache=bool(params.get("cache")))
+    def _prompt(self, request: Request, *, out: str | None = None, cache: bool = False,
+                present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
+        """Send the request, stream the answer into the cell; return the Response.
+        `present(response)`: display data in place of the Markdown answer."""
+        client = self.session.client(cache=cache)
         view = self._view()
         retries: list[str] = []
 
@@ -197,7 +188,7 @@ class AihubmixMagics(Magics, SettingTraits):
             view.note(f"retrying in {delay:.1f} s ({reason})")
 
         try:
-            response = _session.ask(client, prompt, params, on_retry=on_retry, **(extra or {}))
+            response = client.send(request, on_retry=on_retry)
         except AihubmixError as exc:
             view.clear_note()  # a "retrying in N s" note must not outlive the call
             if exc.response is not None:
@@ -223,15 +214,15 @@ class AihubmixMagics(Magics, SettingTraits):
             view.finish(response, status)
             self._finished(response)
             raise
-        finish(view, response, status, present(response) if present is not None else None)
+        view.finish(response, status, present(response) if present is not None else None)
         self._finished(response)
         return response
 
-    def _finished(self, response) -> None:
+    def _finished(self, response: Response) -> None:
         """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
         settings.last_call = footer_text(response)
 
-    def _over(self, args, template: str, params: dict):
+    def _over(self, args: argparse.Namespace, base: Request) -> None:
         """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
         from ._batch import batch, check_template, results_table
         from ._exceptions import BatchInputError
@@ -247,13 +238,13 @@ class AihubmixMagics(Magics, SettingTraits):
             items = eval(args.over, self.shell.user_ns)  # the user's own expression, as %timeit evaluates one
         except Exception as exc:
             raise UsageError(f"--over {args.over}: {type(exc).__name__}: {exc}") from None
+        template = base.text
         try:
             check_template(template, items)
-            results = batch(items, model=params["model"], endpoint=params["endpoint"],
-                            concurrency=args.concurrency or 8, template=template,
-                            system=params["system"] or None, temperature=params["temperature"],
-                            top_p=params["top_p"], max_tokens=params["max_tokens"],
-                            reasoning_effort=params["reasoning_effort"], cache=bool(params.get("cache")) or None)
+            results = batch(items, model=base.model, endpoint=base.endpoint, concurrency=args.concurrency or 8,
+                            template=template, system=base.system, temperature=base.temperature,
+                            top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
+                            cache=True if args.cache else None)
         except BatchInputError as exc:
             raise UsageError(f"--over {args.over}: {exc}") from None
         if args.out:
@@ -263,7 +254,7 @@ class AihubmixMagics(Magics, SettingTraits):
         display(results_table(results, out=args.out), raw=True)
         return None
 
-    def _compare(self, args, content, params: dict):
+    def _compare(self, args: argparse.Namespace, request: Request) -> None:
         """--compare: the same prompt to several models at once, in columns (see _compare.py)."""
         from ._compare import parse_models, run_comparison
 
@@ -274,8 +265,8 @@ class AihubmixMagics(Magics, SettingTraits):
         if clashes:
             raise UsageError(f"--compare does not go with {', '.join(clashes)}: it names the models itself and "
                              "shows Markdown answers of single cells.")
-        run_comparison(models, content, params, client=_session.client(),
-                       notebook=self._display_mode() == "notebook", status_line=self._status_line([]),
+        run_comparison([request.replace(model=model) for model in models], client=self.session.client(),
+                       notebook=display_mode() == "notebook", status_line=self._status_line([]),
                        keep=lambda comparison: self._keep(comparison, args.out))
         return None
 
@@ -287,8 +278,8 @@ class AihubmixMagics(Magics, SettingTraits):
             parts.append("simulated")
         return " · ".join(parts) or None
 
-    def _keep(self, response, out: str | None) -> None:
-        _session.record(response)
+    def _keep(self, response: Any, out: str | None) -> None:
+        self.session.record(response)
         if out:
             self.shell.user_ns[out] = response
 
@@ -314,12 +305,12 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_reset(self, rest):
         if len(rest) > 1:
             raise UsageError("Usage: %aihubmix reset [NAME]")
-        print(_threads.reset(rest[0] if rest else None))
+        print(self.session.threads.reset(rest[0] if rest else None))
 
     def _cmd_history(self, rest):
         if len(rest) > 1:
             raise UsageError("Usage: %aihubmix history [NAME]")
-        text = _threads.history_markdown(rest[0] if rest else None)
+        text = self.session.threads.history_markdown(rest[0] if rest else None)
         from IPython.display import display
 
         display({"text/markdown": text, "text/plain": text}, raw=True)
@@ -335,7 +326,7 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError("No key entered; nothing changed.")
         from . import _demo
 
-        print(_demo.set_user_key(settings, key))
+        print(_demo.set_user_key(self.session, key))
 
     def _cmd_config(self, rest):
         rows = [(name, repr(value)) for name, value in settings.values().items()]
@@ -347,7 +338,7 @@ class AihubmixMagics(Magics, SettingTraits):
 
     def _cmd_models(self, rest):
         needle = " ".join(rest).lower()
-        models = _session.client().models()
+        models = self.session.client().models()
         rows = [m for m in models if needle in str(m["id"]).lower()]
         rows.sort(key=lambda m: str(m["id"]))
         if not rows:
@@ -363,7 +354,7 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_panel(self, rest):
         if rest:
             raise UsageError("Usage: %aihubmix panel")
-        if self._display_mode() == "terminal":  # no widget frontend: the settings as text
+        if display_mode() == "terminal":  # no widget frontend: the settings as text
             return self._cmd_config([])
         from IPython.display import display
 
@@ -375,7 +366,8 @@ class AihubmixMagics(Magics, SettingTraits):
         action = rest[0] if rest else "info"
         if len(rest) > 1 or action not in ("on", "off", "clear", "info"):
             raise UsageError("Usage: %aihubmix cache on|off|clear|info")
-        cache = _session.response_cache(force=True)
+        cache = self.session.response_cache(force=True)
+        assert cache is not None
         if action == "on":
             settings.cache = True
             print(f"Cache on: a request made before is answered from {cache.path}, without a network call.")
@@ -401,11 +393,11 @@ class AihubmixMagics(Magics, SettingTraits):
         from . import _demo
 
         if rest == ["off"]:
-            print(_demo.stop(settings))
+            print(_demo.stop(self.session))
         elif rest == ["auto"] and settings.has_key and not settings.demo:
             print(f"Using {settings.base_url} with the key {settings.masked_key()} (no demo: a key is set).")
         elif not rest or rest == ["auto"]:
-            print(_demo.start(settings))
+            print(_demo.start(self.session))
         else:
             raise UsageError("Usage: %aihubmix demo [auto|off]  (auto: only if no key is set)")
 
@@ -426,7 +418,7 @@ class AihubmixMagics(Magics, SettingTraits):
             del words[at:at + 2]
         if len(words) != 1:
             raise UsageError(usage)
-        responses = _thread_responses(thread) if thread is not None else _session.history()
+        responses = self._thread_responses(thread) if thread is not None else list(self.session.history)
         from ._notebook import export_notebook
 
         try:
@@ -436,8 +428,15 @@ class AihubmixMagics(Magics, SettingTraits):
         count = len(responses)
         print(f"Exported {count} answer{'s' * (count != 1)} to {path}")
 
+    def _thread_responses(self, name: str) -> list[Any]:
+        """The answers of conversation thread NAME, oldest first (threads come with `--thread`)."""
+        responses = self.session.threads.responses(name)
+        if responses is None:
+            raise UsageError(f"--thread: there is no thread named {name!r}.")
+        return responses
 
-def _parse_options(magic, line: str):
+
+def _parse_options(magic: Any, line: str) -> argparse.Namespace:
     """Like magic_arguments' parse_argstring, but with shell quoting: -s "Be brief." loses its quotes."""
     try:
         argv = shlex.split(line)
@@ -446,19 +445,7 @@ def _parse_options(magic, line: str):
     return magic.parser.parse_args(argv)
 
 
-def _thread_responses(name: str) -> list:
-    """The answers of conversation thread NAME, oldest first (threads come with `--thread`)."""
-    try:
-        from . import _threads
-    except ImportError:
-        raise UsageError("--thread: this version has no conversation threads; export without it.") from None
-    responses = _threads.responses(name)
-    if responses is None:
-        raise UsageError(f"--thread: there is no thread named {name!r}.")
-    return responses
-
-
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("bytes", "KB", "MB"):
         if size < 1024 or unit == "MB":
             return f"{size:,} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
@@ -470,7 +457,8 @@ def _names() -> list[str]:
     return [name.split()[0] for name in SUBCOMMANDS]
 
 
-def show_error(shell, etype, value, tb, tb_offset=None):
+def show_error(shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
+               tb_offset: int | None = None) -> list[str]:
     """Our errors are shown as one line, never as a traceback of our internals."""
     stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
     shell._showtraceback(etype, value, stb)

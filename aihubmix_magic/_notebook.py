@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,13 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from ._display import _reasoning_block, footer_text
+from ._display import footer_text, reasoning_block
+from ._exceptions import InvalidRequestError
+from ._request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ._response import Response
 
-__all__ = ["build_notebook", "export_notebook", "magic_line", "prompt_of", "system_of"]
+__all__ = ["build_notebook", "export_notebook", "magic_line", "request_of"]
 
-# the request fields a `%%aihubmix` option reproduces, and how it is spelled on the line
-_OPTIONS = (
-    ("temperature", "-t"),
-    ("top_p", "--top-p"),
-    ("max_tokens", "--max-tokens"),
-    ("max_output_tokens", "--max-tokens"),
-)
 MAX_INLINE_IMAGE = 256 * 1024  # characters of a data URL written on the magic line; larger ones are left out
 _BODY_FIELDS_SHOWN = ("model", "temperature", "top_p", "max_tokens", "max_output_tokens", "reasoning_effort",
                       "reasoning", "response_format", "text", "store", "tools", "tool_choice")
@@ -66,7 +60,7 @@ def export_notebook(responses: Iterable[Any], path: str | os.PathLike, *, title:
     return target
 
 
-def build_notebook(items: list, *, title: str | None = None, thread: str | None = None):
+def build_notebook(items: list[Any], *, title: str | None = None, thread: str | None = None) -> Any:
     """The notebook node for `items` (Response or Comparison objects), not yet written."""
     from . import __version__
 
@@ -93,19 +87,19 @@ def build_notebook(items: list, *, title: str | None = None, thread: str | None 
 
 
 # -- one cell ----------------------------------------------------------------------------------------------
-def _response_cell(response: Response, number: int, thread: str | None):
-    line = magic_line(response, continued=_continues(response), thread=thread)
-    cell = v4.new_code_cell(f"{line}\n{prompt_of(response)}", execution_count=number)
+def _response_cell(response: Response, number: int, thread: str | None) -> Any:
+    line = magic_line(response, thread=thread)
+    cell = v4.new_code_cell(f"{line}\n{request_of(response).text}", execution_count=number)
     cell.outputs = _outputs(response)
     cell.metadata["aihubmix"] = _metadata(response)
     return cell
 
 
-def _comparison_cell(responses: list[Response], number: int):
+def _comparison_cell(responses: list[Response], number: int) -> Any:
     first = responses[0]
     models = ",".join(r.model or str(r.request.get("model", "")) for r in responses)
     line = magic_line(first, model_option=f"--compare {models}")
-    cell = v4.new_code_cell(f"{line}\n{prompt_of(first)}", execution_count=number)
+    cell = v4.new_code_cell(f"{line}\n{request_of(first).text}", execution_count=number)
     outputs = []
     for response in responses:
         outputs.append(_markdown_output(f"**{response.model}**"))
@@ -115,10 +109,10 @@ def _comparison_cell(responses: list[Response], number: int):
     return cell
 
 
-def _outputs(response: Response) -> list:
+def _outputs(response: Response) -> list[Any]:
     outputs = []
     if response.reasoning:
-        outputs.append(_markdown_output(_reasoning_block(response.reasoning, open_=False)))
+        outputs.append(_markdown_output(reasoning_block(response.reasoning, open_=False)))
     text = str(response)
     if text:
         outputs.append(v4.new_output("display_data", data={"text/markdown": text, "text/plain": text}))
@@ -130,7 +124,7 @@ def _outputs(response: Response) -> list:
     return outputs
 
 
-def _markdown_output(markdown: str):
+def _markdown_output(markdown: str) -> Any:
     return v4.new_output("display_data", data={"text/markdown": markdown, "text/plain": markdown})
 
 
@@ -154,12 +148,12 @@ def _metadata(response: Response) -> dict:
         "elapsed": _seconds(response.elapsed),
         "request": {name: request[name] for name in _BODY_FIELDS_SHOWN if name in request},
     }
-    system = system_of(response)
-    if system and "\n" in system:  # the magic line holds it on one line; the exact text is kept here
-        meta["system"] = system
-    if _thread_of(response):
-        meta["thread"] = _thread_of(response)
-    images = _images(response)
+    spec = request_of(response)
+    if spec.system and "\n" in spec.system:  # the magic line holds it on one line; the exact text is kept here
+        meta["system"] = spec.system
+    if spec.thread:
+        meta["thread"] = spec.thread
+    images = spec.images
     if images:
         meta["images"] = len(images)
         omitted = sum(len(url) > MAX_INLINE_IMAGE for url in images)
@@ -175,66 +169,37 @@ def _seconds(value: float | None) -> float | None:
 
 
 # -- the magic line -----------------------------------------------------------------------------------------
-def magic_line(response: Response, *, continued: bool = False, thread: str | None = None,
-               model_option: str | None = None) -> str:
-    """The `%%aihubmix …` line whose cell sends the same request as `response` did."""
-    request = response.request or {}
-    parts = ["%%aihubmix", model_option or f"-m {_quote(str(request.get('model') or response.model))}",
-             "-e", response.endpoint]
-    system, output_format = _split_format(system_of(response), request)
-    if system:
-        parts += ["-s", _quote(" ".join(system.split()) if "\n" in system else system)]
-    for name, flag in _OPTIONS:
-        if request.get(name) is not None:
-            parts += [flag, _number(request[name])]
-    effort = request.get("reasoning_effort")
-    if effort is None and isinstance(request.get("reasoning"), dict):
-        effort = request["reasoning"].get("effort")
-    if effort:
-        parts += ["-r", str(effort)]
-    if output_format:
-        parts += ["-f", output_format]
-    for url in _images(response):
+def magic_line(response: Response, *, thread: str | None = None, model_option: str | None = None) -> str:
+    """The `%%aihubmix …` line whose cell sends the same request as `response` did, from its typed request."""
+    spec = request_of(response)
+    parts = ["%%aihubmix", model_option or f"-m {_quote(spec.model or response.model)}", "-e", spec.endpoint]
+    if spec.system:
+        parts += ["-s", _quote(" ".join(spec.system.split()) if "\n" in spec.system else spec.system)]
+    for flag, value in (("-t", spec.temperature), ("--top-p", spec.top_p), ("--max-tokens", spec.max_tokens)):
+        if value is not None:
+            parts += [flag, _number(value)]
+    if spec.reasoning_effort:
+        parts += ["-r", spec.reasoning_effort]
+    if spec.format != "markdown":
+        parts += ["-f", spec.format]
+    for url in spec.images:
         if len(url) <= MAX_INLINE_IMAGE:  # a data URL is sent as it is: the cell carries the image itself
             parts += ["--image", _quote(url)]
-    thread = thread or _thread_of(response)
-    if thread and thread != _DEFAULT_THREAD:
+    thread = thread or spec.thread
+    if thread and thread != DEFAULT_THREAD:
         parts += ["--thread", _quote(thread)]
-    elif continued:
+    elif spec.continued:
         parts.append("-c")
-    if request.get("store") is True:
+    if spec.store:
         parts.append("--store")
-    if _TEMPLATE_FIELD.search(prompt_of(response)):  # the prompt is sent as it was, never templated again
+    if _TEMPLATE_FIELD.search(spec.text):  # the prompt is sent as it was, never templated again
         parts.append("--no-template")
-    if not response.stream:
+    if not spec.stream:
         parts.append("--no-stream")
     return " ".join(parts)
 
 
-_DEFAULT_THREAD = "default"
 _TEMPLATE_FIELD = re.compile(r"\{[A-Za-z_][^{}\s]*\}")
-
-
-def _split_format(system: str, request: dict) -> tuple[str, str | None]:
-    """(the system prompt as typed, the `-f` format) from a system prompt that may end with the format's
-    instruction. The instructions come from `_formats`, which is loaded whenever a format was used."""
-    formats = sys.modules.get("aihubmix_magic._formats")
-    instructions = getattr(formats, "_INSTRUCTIONS", {}) if formats is not None else {}
-    for name, instruction in instructions.items():
-        if system == instruction:
-            return "", name
-        if system.endswith("\n\n" + instruction):
-            return system[: -len(instruction) - 2], name
-    return system, ("json" if _wants_json(request) else None)
-
-
-def _thread_of(response: Response) -> str | None:
-    """The conversation thread that holds `response` (threads are loaded only when a cell used one)."""
-    threads = sys.modules.get("aihubmix_magic._threads")
-    for name, thread in (getattr(threads, "_threads", {}) or {}).items():
-        if any(turn.response is response for turn in thread.turns):
-            return name
-    return None
 
 
 def _quote(text: str) -> str:
@@ -248,47 +213,60 @@ def _number(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _wants_json(request: dict) -> bool:
+# -- a Response made without a typed request (by hand, or by an older version) -----------------------------
+def request_of(response: Response) -> Request:
+    """The typed request of `response`; for one made without it, read back from the JSON body sent."""
+    if response.spec is not None:
+        return response.spec
+    body = response.request or {}
+    turns = _turns(response.endpoint, body)
+    system = ""
+    if response.endpoint == "responses":
+        system = str(body.get("instructions") or "")
+    else:
+        system = next((_text_of(t.get("content")) for t in turns if t.get("role") in ("system", "developer")), "")
+    output_format = "markdown"
+    for name, instruction in FORMAT_INSTRUCTIONS.items():
+        if system == instruction or system.endswith("\n\n" + instruction):
+            system, output_format = system[: -len(instruction)].rstrip("\n"), name
+            break
+    else:
+        if _wants_json(body):
+            output_format = "json"
+    user = next((t for t in reversed(turns) if t.get("role", "user") == "user" and t.get("type", "message") == "message"),
+                {})
+    history = tuple(t for t in turns if t.get("role") not in ("system", "developer") and t is not user)
+    effort = body.get("reasoning_effort")
+    if effort is None and isinstance(body.get("reasoning"), dict):
+        effort = body["reasoning"].get("effort")
+    max_tokens = body.get("max_tokens", body.get("max_output_tokens"))
+    try:
+        return Request(model=str(body.get("model") or response.model or "?"), endpoint=response.endpoint,
+                       prompt=_text_of(user.get("content")) or " ", system=system or None,
+                       temperature=body.get("temperature"), top_p=body.get("top_p"), max_tokens=max_tokens,
+                       reasoning_effort=effort, stream=response.stream, format=output_format,
+                       images=tuple(_image_urls(user.get("content"))), history=history,
+                       store=body.get("store") is True and response.endpoint == "responses")
+    except InvalidRequestError:  # a body no cell could have sent: keep what can be shown
+        return Request(model=str(body.get("model") or response.model or "?"), endpoint=response.endpoint,
+                       prompt=_text_of(user.get("content")) or " ", stream=response.stream)
+
+
+def _wants_json(request: dict[str, Any]) -> bool:
     fmt = request.get("response_format")
     if not isinstance(fmt, dict) and isinstance(request.get("text"), dict):
         fmt = request["text"].get("format")
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
 
-# -- reading a request ----------------------------------------------------------------------------------------
-def _turns(response: Response) -> list[dict]:
-    request = response.request or {}
-    if response.endpoint == "chat":
+def _turns(endpoint: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+    if endpoint == "chat":
         messages = request.get("messages")
         return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
     given = request.get("input")
     if isinstance(given, str):
         return [{"role": "user", "content": given}]
     return [item for item in given if isinstance(item, dict)] if isinstance(given, list) else []
-
-
-def prompt_of(response: Response) -> str:
-    """The text of the last user turn: what was typed in the cell."""
-    for turn in reversed(_turns(response)):
-        if turn.get("role", "user") == "user" and turn.get("type", "message") == "message":
-            return _text_of(turn.get("content"))
-    return ""
-
-
-def system_of(response: Response) -> str:
-    request = response.request or {}
-    if response.endpoint == "responses":
-        return str(request.get("instructions") or "")
-    for turn in _turns(response):
-        if turn.get("role") in ("system", "developer"):
-            return _text_of(turn.get("content"))
-    return ""
-
-
-def _continues(response: Response) -> bool:
-    """Whether the request carries earlier turns (a `-c` conversation)."""
-    return any(turn.get("role") == "assistant" or turn.get("type") == "function_call_output"
-               for turn in _turns(response))
 
 
 def _text_of(content: object) -> str:
@@ -300,23 +278,17 @@ def _text_of(content: object) -> str:
     return ""
 
 
-def _images(response: Response) -> list[str]:
-    """The image URLs (or data URLs) of the last user turn."""
-    for turn in reversed(_turns(response)):
-        if turn.get("role", "user") != "user":
+def _image_urls(content: object) -> list[str]:
+    urls = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
             continue
-        content = turn.get("content")
-        urls = []
-        for part in content if isinstance(content, list) else []:
-            if not isinstance(part, dict):
-                continue
-            if part.get("type") == "image_url":
-                image = part.get("image_url")
-                urls.append(str(image.get("url", "") if isinstance(image, dict) else image))
-            elif part.get("type") == "input_image":
-                urls.append(str(part.get("image_url", "")))
-        return urls
-    return []
+        if part.get("type") == "image_url":
+            image = part.get("image_url")
+            urls.append(str(image.get("url", "") if isinstance(image, dict) else image))
+        elif part.get("type") == "input_image":
+            urls.append(str(part.get("image_url", "")))
+    return urls
 
 
 def _responses_of(item: Any) -> list[Response]:

@@ -51,15 +51,10 @@ def _duration(seconds: float) -> str:
 
 
 def progress_mode() -> str:
-    """"notebook" or "terminal", as `AihubmixMagics._view` decides (settings.display)."""
-    from ._settings import settings
+    """"notebook" or "terminal", as the magic chooses its view (`_live.display_mode`)."""
+    from ._live import display_mode
 
-    mode = settings.display
-    if mode == "auto":
-        ipython = sys.modules.get("IPython")
-        shell = ipython.get_ipython() if ipython is not None else None
-        mode = "notebook" if getattr(shell, "kernel", None) is not None else "terminal"
-    return mode
+    return display_mode()
 
 
 def progress_view(progress: bool | str, total: int):

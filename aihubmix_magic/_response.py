@@ -11,10 +11,14 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
-from ._streams import Accumulator, Delta, fields_from_raw
+from ._streams import Accumulator, Delta
+from ._types import ToolCall, Usage, fields_from_raw
+
+if TYPE_CHECKING:
+    from ._request import Request
 
 __all__ = ["Response", "ToolCall", "Usage"]
 
@@ -33,49 +37,6 @@ def _shape_error(what: str, value: object, exc: Exception) -> APIResponseError:
                             body=value)
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts with the same names for both endpoints (chat's prompt/completion are mapped)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-
-    @classmethod
-    def from_json(cls, usage: dict | None) -> Usage | None:
-        if not usage:
-            return None
-        details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-        details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-        input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
-        output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
-        return cls(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=_int(usage.get("total_tokens")) or input_tokens + output_tokens,
-            reasoning_tokens=_int(details_out.get("reasoning_tokens")),
-            cached_tokens=_int(details_in.get("cached_tokens")),
-        )
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A function call the model asked for; `arguments` is the JSON text as sent."""
-
-    id: str
-    name: str
-    arguments: str
-
-    def parsed_arguments(self) -> Any:
-        return json.loads(self.arguments or "{}")
-
-
 @dataclass(eq=False)
 class Response:
     """One answer from `/v1/chat/completions` or `/v1/responses`.
@@ -83,11 +44,12 @@ class Response:
     Fields: `text`, `reasoning`, `tool_calls`, `model`, `endpoint` ("chat" | "responses"), `id`,
     `status` ("in_progress" | "completed" | "incomplete" | "failed" | "cancelled"), `finish_reason`,
     `error` (an AihubmixError or None), `usage`, `raw` (the final JSON as the non-streamed endpoint
-    returns it), `request` (the body sent, never the key), `time_to_first_token` and `elapsed` (seconds).
+    returns it), `request` (the JSON body sent, never the key), `spec` (the typed `Request` it answers),
+    `time_to_first_token` and `elapsed` (seconds).
     """
 
     endpoint: str
-    request: dict
+    request: dict[str, Any]
     stream: bool = False
     model: str = ""
     id: str | None = None
@@ -102,6 +64,7 @@ class Response:
     elapsed: float | None = None
     parsed: Any = None
     cached: bool = False
+    spec: Request | None = field(default=None, repr=False)
     _text: str = ""
     _started: float = field(default_factory=time.perf_counter, repr=False)
     _accumulator: Accumulator | None = field(default=None, repr=False)

@@ -1,65 +1,101 @@
-"""The kernel session's state: the shared Client and the answers received so far, in order."""
+"""The kernel session's state, in one object: the answers so far, the conversation threads, demo mode,
+and the shared client (one connection pool, kept across cells).
+
+The extension owns it (`AihubmixMagics.session`; `%load_ext` creates it, `%reload_ext` keeps it). Code that
+runs without the extension (a script calling `batch()`, `last_response()` before `%load_ext`) gets the
+same object from `current()`, made on first use.
+"""
 
 from __future__ import annotations
 
-from ._client import Client
-from ._response import Response
+from typing import TYPE_CHECKING, Any
+
 from ._settings import Settings, settings
 
-__all__ = ["ask", "client", "history", "last_response", "record", "response_cache"]
+if TYPE_CHECKING:
+    from ._cache import ResponseCache
+    from ._client import Client
+    from ._threads import Threads
+    from .simulator import Simulator
 
-_history: list = []
-_client: Client | None = None
-
-
-def client(current: Settings = settings, *, cache: bool = False) -> Client:
-    """The session's Client, kept across cells (one connection pool), synced with the settings.
-    `cache`: use the response cache for this call even if the settings have it off (`--cache`)."""
-    global _client
-    current.usable()
-    if _client is None:
-        _client = Client(current.api_key, current.base_url, timeout=current.timeout,
-                         connect_timeout=current.connect_timeout, max_retries=current.max_retries)
-    _client.api_key = current.api_key
-    if _client.base_url != current.base_url:
-        _client.base_url = current.base_url
-    if (_client.timeout.read, _client.timeout.connect) != (current.timeout, current.connect_timeout):
-        _client.set_timeout(current.timeout, current.connect_timeout)
-    _client.max_retries = current.max_retries
-    _client.app_code = current.app_code or None
-    _client.cache = response_cache(current, force=cache)
-    return _client
+__all__ = ["Session", "client", "current", "history", "last_response", "response_cache"]
 
 
-def response_cache(current: Settings = settings, *, force: bool = False):
-    """The ResponseCache the settings name, or None while the cache is off (unless `force`)."""
-    if not (current.cache or force):
-        return None
-    from ._cache import cache_for
+class Session:
+    """What lives as long as a kernel: history, threads, demo mode, the shared Client."""
 
-    return cache_for(current.cache_path or None)
+    def __init__(self, current_settings: Settings = settings) -> None:
+        from ._threads import Threads
+
+        self.settings = current_settings
+        self.history: list[Any] = []  # Response and Comparison objects, oldest first
+        self.threads: Threads = Threads()
+        self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
+        self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
+        self._client: Client | None = None
+
+    def client(self, *, cache: bool = False) -> Client:
+        """The shared Client, synced with the settings. `cache`: use the response cache for this call even
+        if the settings have it off (`--cache`)."""
+        current = self.settings
+        current.usable()
+        if self._client is None:
+            from ._client import Client
+
+            self._client = Client(current.api_key, current.base_url, timeout=current.timeout,
+                                  connect_timeout=current.connect_timeout, max_retries=current.max_retries)
+        client = self._client
+        client.api_key = current.api_key
+        if client.base_url != current.base_url:
+            client.base_url = current.base_url
+        if (client.timeout.read, client.timeout.connect) != (current.timeout, current.connect_timeout):
+            client.set_timeout(current.timeout, current.connect_timeout)
+        client.max_retries = current.max_retries
+        client.app_code = current.app_code or None
+        client.cache = self.response_cache(force=cache)
+        return client
+
+    def response_cache(self, *, force: bool = False) -> ResponseCache | None:
+        """The ResponseCache the settings name, or None while the cache is off (unless `force`)."""
+        if not (self.settings.cache or force):
+            return None
+        from ._cache import cache_for
+
+        return cache_for(self.settings.cache_path or None)
+
+    def record(self, answer: Any) -> Any:
+        self.history.append(answer)
+        return answer
+
+    def last_response(self) -> Any:
+        return self.history[-1] if self.history else None
 
 
-def ask(client: Client, prompt, params: dict, *, model: str | None = None, on_retry=None, **extra) -> Response:
-    """Send a cell's prompt with its resolved settings (`params`) to the endpoint they name."""
-    kwargs = dict(model=model or params["model"], stream=params["stream"], temperature=params["temperature"],
-                  top_p=params["top_p"], reasoning_effort=params["reasoning_effort"], on_retry=on_retry, **extra)
-    if params["endpoint"] == "chat":
-        return client.chat(prompt, system=params["system"] or None, max_tokens=params["max_tokens"], **kwargs)
-    return client.respond(prompt, instructions=params["system"] or None, max_output_tokens=params["max_tokens"],
-                          **kwargs)
+_current: Session | None = None
 
 
-def record(response: Response) -> Response:
-    _history.append(response)
-    return response
+def current() -> Session:
+    """The session of this kernel (the extension's, or one made on first use)."""
+    global _current
+    if _current is None:
+        _current = Session()
+    return _current
 
 
-def history() -> list:
+def client(*, cache: bool = False) -> Client:
+    """The current session's shared Client."""
+    return current().client(cache=cache)
+
+
+def response_cache(*, force: bool = False) -> ResponseCache | None:
+    return current().response_cache(force=force)
+
+
+def history() -> list[Any]:
     """Every answer of this session, oldest first."""
-    return list(_history)
+    return list(current().history)
 
 
-def last_response():
-    """The newest answer (a Response), or None before the first one."""
-    return _history[-1] if _history else None
+def last_response() -> Any:
+    """The newest answer (a Response, or a Comparison after `--compare`), or None before the first one."""
+    return current().last_response()

@@ -14,13 +14,12 @@ import os
 
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
-from ._client import DEFAULT_BASE_URL, mask_key, validate_base_url
 from ._exceptions import ConfigurationError
+from ._protocol import DEFAULT_BASE_URL, mask_key, validate_base_url
+from ._request import ENDPOINTS, REASONING_EFFORTS
 
 __all__ = ["ENDPOINTS", "InvalidSettingError", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
 
-ENDPOINTS = ("chat", "responses")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 DEFAULT_MODEL = "gpt-4o-mini"
 
 

@@ -1,8 +1,8 @@
 """Accumulators: stream events in, text deltas out, and at the end the JSON the endpoint would have
 returned without streaming. Pure logic, no I/O: `feed(event)` takes one decoded JSON object.
 
-`fields_from_raw` reads the final JSON of either endpoint into the fields of a Response, so streamed and
-non-streamed answers go through the same code.
+The final JSON of either endpoint is read by `_types.fields_from_raw`, so streamed and non-streamed
+answers go through the same code.
 """
 
 from __future__ import annotations
@@ -10,33 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
+from ._types import error_message as _error_message
+from ._types import text_field as _text
 
-__all__ = ["DONE", "Accumulator", "ChatAccumulator", "Delta", "ResponsesAccumulator", "fields_from_raw"]
+__all__ = ["DONE", "Accumulator", "ChatAccumulator", "Delta", "ResponsesAccumulator", "accumulator_for"]
 
 Delta = tuple[str, str]  # ("text" | "reasoning", text)
 DONE: dict = {"type": "[DONE]"}  # what the transport feeds for `data: [DONE]`
-
-
-def _text(value: object) -> str:
-    """A text field of an event: a str, or None for none. Anything else is a malformed event (the
-    Response turns the TypeError into an APIResponseError)."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _error_message(error: object) -> str:
-    """The server's error as one line (a notebook shows it as one)."""
-    if isinstance(error, dict):
-        message = str(error.get("message") or error.get("code") or error.get("type") or "unknown error")
-        code = error.get("code")
-        if code and str(code) not in message:
-            message = f"{message} ({code})"
-    else:
-        message = str(error)
-    return " ".join(message.split()) or "unknown error"
 
 
 class Accumulator:
@@ -275,92 +255,3 @@ class ResponsesAccumulator(Accumulator):
 
 def accumulator_for(endpoint: str) -> Accumulator:
     return ChatAccumulator() if endpoint == "chat" else ResponsesAccumulator()
-
-
-# -- final JSON -> Response fields ---------------------------------------------------------------------
-def fields_from_raw(endpoint: str, raw: dict) -> dict[str, Any]:
-    """Read a final chat.completion or response object (already checked by `check_body`)."""
-    from ._response import ToolCall, Usage
-
-    if endpoint == "chat":
-        choice = (raw.get("choices") or [{}])[0] or {}
-        message = choice.get("message") or {}
-        finish_reason = _text(choice.get("finish_reason")) or None
-        text = message.get("content") or message.get("refusal") or ""
-        if isinstance(text, list):  # some gateways send content parts
-            text = "".join(_text(part.get("text")) for part in text if isinstance(part, dict))
-        text = _text(text)
-        tool_calls = [
-            ToolCall(_text(call.get("id")), _text((call.get("function") or {}).get("name")),
-                     _text((call.get("function") or {}).get("arguments")))
-            for call in message.get("tool_calls") or ()
-        ]
-        status = "incomplete" if finish_reason in ("length", "content_filter") else "completed"
-        return {
-            "id": _text(raw.get("id")) or None,
-            "model": _text(raw.get("model")),
-            "text": text,
-            "reasoning": _text(message.get("reasoning_content")),
-            "tool_calls": tool_calls,
-            "finish_reason": finish_reason,
-            "status": status,
-            "usage": Usage.from_json(raw.get("usage")),
-            "error": None,
-        }
-    texts, reasoning, tool_calls = [], [], []
-    for item in raw.get("output") or ():
-        kind = item.get("type")
-        if kind == "message":
-            for part in item.get("content") or ():
-                if part.get("type") == "output_text":
-                    texts.append(_text(part.get("text")))
-                elif part.get("type") == "refusal":
-                    texts.append(_text(part.get("refusal")))
-        elif kind == "reasoning":
-            summary = [_text(s.get("text")) for s in item.get("summary") or ()]
-            summary += [_text(c.get("text")) for c in item.get("content") or () if isinstance(c, dict)]
-            reasoning.append("\n\n".join(s for s in summary if s))
-        elif kind == "function_call":
-            tool_calls.append(ToolCall(_text(item.get("call_id") or item.get("id")), _text(item.get("name")),
-                                       _text(item.get("arguments"))))
-    status = _text(raw.get("status")) or "completed"
-    if status not in ("completed", "incomplete", "failed", "cancelled", "in_progress"):
-        status = "completed" if status == "queued" else status
-    reason = (raw.get("incomplete_details") or {}).get("reason")
-    if status == "incomplete":
-        finish_reason = "length" if reason in (None, "max_output_tokens") else reason
-    elif tool_calls:
-        finish_reason = "tool_calls"
-    elif status == "completed":
-        finish_reason = "stop"
-    else:
-        finish_reason = None
-    error = None
-    if raw.get("error"):
-        error = APIResponseError(f"The response failed: {_error_message(raw['error'])}", body=raw)
-    return {
-        "id": _text(raw.get("id")) or None,
-        "model": _text(raw.get("model")),
-        "text": "".join(texts),
-        "reasoning": "\n\n".join(r for r in reasoning if r),
-        "tool_calls": tool_calls,
-        "finish_reason": finish_reason,
-        "status": status,
-        "usage": Usage.from_json(raw.get("usage")),
-        "error": error,
-    }
-
-
-def check_body(endpoint: str, body: object) -> dict:
-    """A 2xx body must be an answer: an `error` key or a missing `choices`/`output` is an error."""
-    if not isinstance(body, dict):
-        raise APIResponseError("The server's answer is not a JSON object.", body=body)
-    if body.get("error") and (endpoint == "chat" or body.get("status") != "failed"):
-        raise APIResponseError(f"The server returned an error: {_error_message(body['error'])}", body=body)
-    key = "choices" if endpoint == "chat" else "output"
-    if not isinstance(body.get(key), list) or (endpoint == "chat" and not body[key]):
-        raise APIResponseError(
-            f"The server's answer has no {key} (got {key}={body.get(key)!r}); the upstream model may have failed.",
-            body=body,
-        )
-    return body

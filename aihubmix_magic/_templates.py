@@ -29,6 +29,7 @@ import traceback
 from IPython.core.error import UsageError
 
 from ._settings import settings
+from ._types import FENCE
 
 __all__ = ["dataframe_markdown", "last_traceback", "render_template"]
 
@@ -37,7 +38,6 @@ _INDEX = r"\[(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z0-9_]+)\]"
 _STEP = re.compile(rf"\.({_NAME})|\[(-?\d+|'[^'\]]*'|\"[^\"\]]*\"|[A-Za-z0-9_]+)\]")
 _PATH = rf"{_NAME}(?:\.{_NAME}|{_INDEX})*"
 _TOKENS = re.compile(rf"\{{\{{({_PATH})\}}\}}|\{{({_PATH})\}}")
-_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MISSING = object()
 
@@ -114,7 +114,7 @@ def _index(key: str):
 def _code_spans(text: str) -> list[tuple[int, int]]:
     """Where Markdown code is: fenced blocks (an unclosed fence runs to the end) and `inline` spans."""
     spans: list[tuple[int, int]] = []
-    fences = list(_FENCE.finditer(text))
+    fences = list(FENCE.finditer(text))
     index = 0
     outside: list[tuple[int, int]] = []
     position = 0

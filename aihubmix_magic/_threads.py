@@ -4,33 +4,36 @@ Without `-c` or `--thread` a cell stands alone: it sends only its own prompt, an
 previous exchange" that the next `-c` continues (the default thread starts over from it). `-c` adds to the
 default thread; `--thread NAME` adds to thread NAME (created on first use) and leaves the default alone.
 
-What is sent:
+What is sent (the `Request` a thread prepares, see `Thread.prepare`):
 - chat: the thread's messages (user, assistant, …) and then the new user message;
 - responses: the same list as `input` items (stateless: works on every model, nothing stored upstream);
 - responses with `--store`: `store: true`, and when the previous turn has a stored response id, only the
   new input with `previous_response_id`.
 
 Only answers that arrived (status completed or incomplete) join a thread. A failed or interrupted
-exchange is left out, so that the next `-c` asks again from the same point.
+exchange is left out, so that the next `-c` asks again from the same point. The threads of a kernel live
+in its session (`_session.Session.threads`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["DEFAULT_THREAD", "Thread", "Turn", "get", "history_markdown", "keep", "names", "reset", "responses"]
+from ._protocol import user_message
+from ._request import DEFAULT_THREAD, Request
 
-DEFAULT_THREAD = "default"
+__all__ = ["DEFAULT_THREAD", "Thread", "Threads", "Turn"]
 
 
 @dataclass
 class Turn:
     """One exchange: what the user sent (text, or content parts with images) and the answer."""
 
-    content: str | list
-    response: object  # a Response
+    content: str | list[dict[str, Any]]
+    response: Any  # a Response
 
     @property
     def answer(self) -> str:
@@ -42,30 +45,26 @@ class Thread:
     name: str
     turns: list[Turn] = field(default_factory=list)
 
-    def messages(self, content: str | list, endpoint: str) -> list[dict]:
-        """The whole conversation so far plus the new user content, for chat `messages` or responses `input`."""
-        messages: list[dict] = []
+    def messages(self, endpoint: str) -> list[dict[str, Any]]:
+        """The whole conversation so far, for chat `messages` or responses `input`."""
+        messages: list[dict[str, Any]] = []
         for turn in self.turns:
-            messages.append(_user(turn.content, endpoint))
+            messages.append(user_message(turn.content, endpoint))
             messages.append(_assistant(turn, endpoint))
-        messages.append(_user(content, endpoint))
         return messages
 
-    def request(self, content: str | list, endpoint: str, *, store: bool = False) -> tuple[str | list[dict], dict]:
-        """(the prompt, or messages / input items; extra body fields) for the next turn."""
-        extra: dict = {}
-        if endpoint == "responses" and store:
-            extra["store"] = True
+    def prepare(self, request: Request, *, name: str | None) -> Request:
+        """`request` (one new turn) as the next turn of this thread: its history, or with `store` on the
+        responses endpoint the previous stored response's id. `name`: the thread named on the cell
+        (None: the cell stands alone)."""
+        if request.store:
             previous = self.turns[-1].response if self.turns else None
             previous_id = getattr(previous, "id", None)
             if previous_id and getattr(previous, "request", {}).get("store") is True:
-                extra["previous_response_id"] = previous_id
-                return [_user(content, endpoint)], extra
-        if not self.turns and isinstance(content, str):
-            return content, extra
-        return self.messages(content, endpoint), extra
+                return request.replace(thread=name, previous_response_id=previous_id)
+        return request.replace(thread=name, history=tuple(self.messages(request.endpoint)))
 
-    def add(self, content: str | list, response) -> bool:
+    def add(self, content: str | list[dict[str, Any]], response: Any) -> bool:
         """Keep the exchange if its answer arrived; True if it was kept."""
         if getattr(response, "status", None) not in ("completed", "incomplete"):
             return False
@@ -73,12 +72,9 @@ class Thread:
         return True
 
 
-_threads: dict[str, Thread] = {}
-
-
-def _assistant(turn: Turn, endpoint: str) -> dict:
+def _assistant(turn: Turn, endpoint: str) -> dict[str, Any]:
     """The answer as an assistant message; on chat, Claude's `reasoning_details` go back unchanged."""
-    message = {"role": "assistant", "content": turn.answer}
+    message: dict[str, Any] = {"role": "assistant", "content": turn.answer}
     raw = getattr(turn.response, "raw", None) or {}
     if endpoint == "chat" and raw.get("choices"):
         details = ((raw["choices"][0] or {}).get("message") or {}).get("reasoning_details")
@@ -87,74 +83,57 @@ def _assistant(turn: Turn, endpoint: str) -> dict:
     return message
 
 
-def _user(content: str | list, endpoint: str) -> dict:
-    """A user message; content parts are stored in chat's shape and converted for the responses endpoint."""
-    if isinstance(content, list):
-        content = [_part(part, endpoint) for part in content]
-    return {"role": "user", "content": content}
+class Threads(dict[str, Thread]):
+    """A session's conversation threads by name."""
+
+    def get_or_create(self, name: str | None = None) -> Thread:
+        name = name or DEFAULT_THREAD
+        if name not in self:
+            self[name] = Thread(name)
+        return self[name]
+
+    def keep(self, thread: Thread) -> None:
+        """Register `thread` under its name: a cell without -c/--thread becomes the previous exchange."""
+        self[thread.name] = thread
+
+    def reset(self, name: str | None = None) -> str:
+        name = name or DEFAULT_THREAD
+        thread = self.pop(name, None)
+        if thread is None:
+            return f"No thread named {name!r}; nothing to forget."
+        count = len(thread.turns)
+        return f"Thread {name!r} forgotten ({count} exchange{'s' * (count != 1)})."
+
+    def responses(self, name: str | None = None) -> list[Any] | None:
+        """The answers of thread NAME (default: the default thread), oldest first; None if there is none."""
+        thread = super().get(name or DEFAULT_THREAD)
+        return None if thread is None else [turn.response for turn in thread.turns]
+
+    def holding(self, response: Any) -> str | None:
+        """The name of the thread that holds `response`, or None."""
+        for name, thread in self.items():
+            if any(turn.response is response for turn in thread.turns):
+                return name
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(self)
+
+    def history_markdown(self, name: str | None = None) -> str:
+        name = name or DEFAULT_THREAD
+        thread = super().get(name)
+        if thread is None or not thread.turns:
+            known = ", ".join(repr(n) for n in self.names() if self[n].turns) or "none yet"
+            raise UsageError(f"Thread {name!r} is empty (threads with exchanges: {known}).")
+        blocks = [f"### Thread `{name}` · {len(thread.turns)} exchange{'s' * (len(thread.turns) != 1)}"]
+        for number, turn in enumerate(thread.turns, 1):
+            model = getattr(turn.response, "model", "") or "?"
+            blocks.append(f"**{number}. You**\n\n{_content_text(turn.content)}")
+            blocks.append(f"**{number}. {model}**\n\n{turn.answer}")
+        return "\n\n---\n\n".join(blocks)
 
 
-def _part(part: dict, endpoint: str) -> dict:
-    kind = part.get("type")
-    if endpoint == "responses":
-        if kind == "text":
-            return {"type": "input_text", "text": part["text"]}
-        if kind == "image_url":
-            return {"type": "input_image", "image_url": part["image_url"]["url"]}
-    else:
-        if kind == "input_text":
-            return {"type": "text", "text": part["text"]}
-        if kind == "input_image":
-            return {"type": "image_url", "image_url": {"url": part["image_url"]}}
-    return part
-
-
-def get(name: str | None = None, *, create: bool = True) -> Thread | None:
-    name = name or DEFAULT_THREAD
-    if name not in _threads and create:
-        _threads[name] = Thread(name)
-    return _threads.get(name)
-
-
-def keep(thread: Thread) -> None:
-    """Register `thread` under its name: a cell without -c/--thread becomes the previous exchange."""
-    _threads[thread.name] = thread
-
-
-def reset(name: str | None = None) -> str:
-    name = name or DEFAULT_THREAD
-    thread = _threads.pop(name, None)
-    if thread is None:
-        return f"No thread named {name!r}; nothing to forget."
-    count = len(thread.turns)
-    return f"Thread {name!r} forgotten ({count} exchange{'s' * (count != 1)})."
-
-
-def responses(name: str | None = None) -> list | None:
-    """The answers of thread NAME (default: the default thread), oldest first; None if there is none."""
-    thread = _threads.get(name or DEFAULT_THREAD)
-    return None if thread is None else [turn.response for turn in thread.turns]
-
-
-def names() -> list[str]:
-    return sorted(_threads)
-
-
-def history_markdown(name: str | None = None) -> str:
-    name = name or DEFAULT_THREAD
-    thread = _threads.get(name)
-    if thread is None or not thread.turns:
-        known = ", ".join(repr(n) for n in names() if _threads[n].turns) or "none yet"
-        raise UsageError(f"Thread {name!r} is empty (threads with exchanges: {known}).")
-    blocks = [f"### Thread `{name}` · {len(thread.turns)} exchange{'s' * (len(thread.turns) != 1)}"]
-    for number, turn in enumerate(thread.turns, 1):
-        model = getattr(turn.response, "model", "") or "?"
-        blocks.append(f"**{number}. You**\n\n{_content_text(turn.content)}")
-        blocks.append(f"**{number}. {model}**\n\n{turn.answer}")
-    return "\n\n---\n\n".join(blocks)
-
-
-def _content_text(content: str | list) -> str:
+def _content_text(content: str | list[dict[str, Any]]) -> str:
     if isinstance(content, str):
         return content
     texts = [part.get("text", "") for part in content if part.get("type") in ("text", "input_text")]

@@ -80,6 +80,7 @@ class Panel(widgets.VBox):
 
     def __init__(self, source: Settings | None = None, **kwargs) -> None:
         self.settings = source if source is not None else settings
+        self._own_session: _session.Session | None = None
         self._updating = False
         self._fetch_lock = threading.Lock()
         self._fetcher: threading.Thread | None = None
@@ -201,7 +202,16 @@ class Panel(widgets.VBox):
         if typed.strip():
             from . import _demo
 
-            _demo.set_user_key(self.settings, typed)
+            _demo.set_user_key(self._session(), typed)
+
+    def _session(self) -> _session.Session:
+        """The kernel's session, or one of the panel's own when it was given other settings."""
+        current = _session.current()
+        if current.settings is self.settings:
+            return current
+        if self._own_session is None:
+            self._own_session = _session.Session(self.settings)
+        return self._own_session
 
     # -- the model list ----------------------------------------------------------------------------------
     def refresh(self) -> threading.Thread:
@@ -215,7 +225,7 @@ class Panel(widgets.VBox):
 
     def _fetch(self) -> None:
         try:
-            ids = _session.client(self.settings).model_ids(refresh=True)
+            ids = self._session().client().model_ids(refresh=True)
             error = None
         except Exception as exc:  # any failure is one line in the panel; the current model stays
             ids, error = None, exc

@@ -21,7 +21,7 @@ or a reasoning effort in the request) stream a short reasoning text first.
 Faults are chosen by the model name; every fault model starts with ``sim-`` and any other ``sim-``
 name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists them all:
 
-* HTTP errors: ``sim-401``, ``sim-403``, ``sim-404``, ``sim-unknown-model``, ``sim-503``,
+* HTTP errors: ``sim-400``, ``sim-401``, ``sim-403``, ``sim-404``, ``sim-unknown-model``, ``sim-503``,
   ``sim-429``, ``sim-500``, ``sim-flaky-429-N``, ``sim-flaky-500-N``, ``sim-retry-after-S``,
   ``sim-html``, ``sim-html-200``, ``sim-408``, ``sim-409``, ``sim-flaky-408-N``, ``sim-flaky-409-N``,
   ``sim-retry-after-ms-N``, ``sim-retry-after-date-S``, ``sim-should-retry-N``, ``sim-500-no-retry``,
@@ -88,6 +88,7 @@ FAULT_MODELS: dict[str, str] = {
     "sim-403": "HTTP 403 insufficient_user_quota",
     "sim-404": "HTTP 404 model_not_found (OpenAI-style body)",
     "sim-unknown-model": "HTTP 400 'Incorrect model ID' (AiHubMix body)",
+    "sim-400": "HTTP 400 'bad channel id' (AiHubMix body; nothing about the model)",
     "sim-503": "HTTP 503 'Incorrect model ID', as the AiHubMix docs describe it",
     "sim-429": "always HTTP 429 'Too many requests', with retry-after-ms: 20",
     "sim-500": "always HTTP 500 upstream_error",
@@ -951,6 +952,8 @@ def _canned_fault(name: str, number: int, model: str, endpoint: str, stream: boo
         return _json_canned(404, _openai_error(message, "model_not_found"))
     if name == "unknown-model":
         return _json_canned(400, _incorrect_model_error())
+    if name == "400":
+        return _json_canned(400, _aihubmix_error(f"bad channel id (tid: {_trace_id()})"))
     if name == "503":
         return _json_canned(503, _incorrect_model_error())
     if name == "429":

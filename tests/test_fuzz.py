@@ -245,7 +245,7 @@ def test_events_of_the_wrong_shape_are_our_error_and_keep_the_text(client, endpo
        shape=st.sampled_from(["as is", "chat", "responses"]))
 def test_any_non_streamed_body_is_an_answer_or_our_own_error(endpoint, body, shape):
     count("non-streamed body")
-    from aihubmix_magic._client import complete_from_json
+    from aihubmix_magic._protocol import complete as complete_from_json
 
     if shape == "chat":  # close to a real answer, so the deeper fields get exercised
         body = {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": body,

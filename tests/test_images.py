@@ -7,7 +7,7 @@ import base64
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import _threads, last_response
+from aihubmix_magic import _session, last_response
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -55,7 +55,7 @@ def test_responses_endpoint_uses_input_image_parts(ip, sim, png_file):
 
 
 def test_images_stay_in_a_thread(ip, sim, png_file):
-    _threads._threads.clear()
+    _session.current().threads.clear()
     ip.run_cell_magic("aihubmix", f'-e responses --image "{png_file}"', "Describe it.")
     ip.run_cell_magic("aihubmix", "-c", "And the colour?")  # continued on chat: parts converted
     messages = sim.requests[-1].body["messages"]

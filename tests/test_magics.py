@@ -200,8 +200,8 @@ def test_a_key_entered_in_demo_mode_waits_for_demo_off(ip, sim, monkeypatch, cap
     assert "answers stay simulated" in capsys.readouterr().out
     assert settings.api_key == DEMO_KEY  # the real key is not sent to the simulator
     ip.run_cell_magic("aihubmix", "", "hello")
-    from aihubmix_magic import _demo
+    from aihubmix_magic import _session
 
-    assert _demo._server.requests[-1].headers["authorization"] == f"Bearer {DEMO_KEY}"
+    assert _session.current().demo_server.requests[-1].headers["authorization"] == f"Bearer {DEMO_KEY}"
     ip.run_line_magic("aihubmix", "demo off")
     assert settings.api_key == new_key and settings.base_url == sim.base_url

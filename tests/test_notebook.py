@@ -119,7 +119,7 @@ def export_notebook_with_key(responses, path, key):
 
 
 def test_export_magic_writes_the_whole_session(ip, sim, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_session, "_history", [])
+    monkeypatch.setattr(_session.current(), "history", [])
     ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "one")
     ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "two")
     target = tmp_path / "with space" / "all.ipynb"
@@ -147,7 +147,7 @@ def test_export_magic_usage_errors(ip, sim, line, message):
 
 
 def test_export_magic_without_answers(ip, tmp_path, monkeypatch):
-    monkeypatch.setattr(_session, "_history", [])
+    monkeypatch.setattr(_session.current(), "history", [])
     with pytest.raises(UsageError, match="no answers to export yet"):
         ip.run_line_magic("aihubmix", f"export {tmp_path / 'empty.ipynb'}")
     assert not (tmp_path / "empty.ipynb").exists()
@@ -182,7 +182,7 @@ def replay(ip, nb) -> list:
 
 def test_conversation_and_threads_round_trip(ip, sim, tmp_path):
     pytest.importorskip("aihubmix_magic._threads")
-    from aihubmix_magic import _threads
+    from aihubmix_magic import _session
 
     start = len(history())
     ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "My name is Ada. Say hello.")
@@ -196,7 +196,7 @@ def test_conversation_and_threads_round_trip(ip, sim, tmp_path):
                      "%%aihubmix -m gpt-4o-mini -e responses --thread lab",
                      "%%aihubmix -m gpt-4o-mini -e responses --thread lab"]
     assert code_cells(nb)[3].metadata["aihubmix"]["thread"] == "lab"
-    _threads.reset("lab")
+    _session.current().threads.reset("lab")
     again = replay(ip, nb)
     assert [r.request for r in again] == [r.request for r in originals]
 

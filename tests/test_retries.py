@@ -15,6 +15,7 @@ from aihubmix_magic import (
     BadRequestError,
     Client,
     InternalServerError,
+    InvalidRequestError,
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
@@ -100,8 +101,11 @@ def test_never_retried(client, sim, model, error):
 
 def test_400_and_404_without_model_words_are_not_retried(client, sim):
     retries = Retries()
-    with pytest.raises(BadRequestError, match="must provide a model"):
+    with pytest.raises(InvalidRequestError, match="model"):  # no model at all: refused before sending
         client.chat("hi", model="", on_retry=retries)
+    assert sim.request_count == 0
+    with pytest.raises(BadRequestError, match="bad channel id"):
+        client.chat("hi", model="sim-400", on_retry=retries)
     with Client(TEST_KEY, sim.base_url.replace("/v1", "/v0")) as wrong_path, pytest.raises(NotFoundError):
         wrong_path.chat("hi", model="gpt-4o-mini", on_retry=retries)
     assert retries.calls == [] and sim.request_count == 2

@@ -10,13 +10,8 @@ from hypothesis import strategies as st
 
 from aihubmix_magic._exceptions import APIConnectionError, APIResponseError
 from aihubmix_magic._sse import iter_events
-from aihubmix_magic._streams import (
-    DONE,
-    ChatAccumulator,
-    ResponsesAccumulator,
-    check_body,
-    fields_from_raw,
-)
+from aihubmix_magic._streams import DONE, ChatAccumulator, ResponsesAccumulator
+from aihubmix_magic._types import check_body, fields_from_raw
 
 
 def chat_chunk(delta=None, finish=None, usage=None, choices=True):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import APIResponseError, _threads, last_response
+from aihubmix_magic import APIResponseError, _session, _threads, last_response
 
 
 @pytest.fixture(autouse=True)
 def _no_threads():
-    _threads._threads.clear()
+    _session.current().threads.clear()
     yield
-    _threads._threads.clear()
+    _session.current().threads.clear()
 
 
 def roles(messages):
@@ -69,7 +69,7 @@ def test_named_threads_are_separate_from_each_other_and_from_c(ip, sim):
     assert roles(sim.requests[-1].body["messages"]) == [("user", "soup?"), ("assistant", soup), ("user", "bread?")]
     ip.run_cell_magic("aihubmix", "-c", "more")
     assert [m["content"] for m in sim.requests[-1].body["messages"] if m["role"] == "user"] == ["standalone", "more"]
-    assert [len(_threads.responses(name)) for name in ("cooking", "travel", "default")] == [2, 1, 2]
+    assert [len(_session.current().threads.responses(name)) for name in ("cooking", "travel", "default")] == [2, 1, 2]
 
 
 def test_failed_exchanges_do_not_join_the_thread(ip, sim):
@@ -128,5 +128,5 @@ def test_reasoning_details_go_back_unchanged_on_chat():
     raw = {"choices": [{"message": {"role": "assistant", "content": "hi", "reasoning_details": details}}]}
     thread = _threads.Thread("t")
     assert thread.add("q", Response(endpoint="chat", request={}, status="completed", raw=raw, _text="hi"))
-    assert thread.messages("next", "chat")[1] == {"role": "assistant", "content": "hi", "reasoning_details": details}
-    assert thread.messages("next", "responses")[1] == {"role": "assistant", "content": "hi"}
+    assert thread.messages("chat")[1] == {"role": "assistant", "content": "hi", "reasoning_details": details}
+    assert thread.messages("responses")[1] == {"role": "assistant", "content": "hi"}
