@@ -6,7 +6,7 @@ import argparse
 import keyword
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -14,16 +14,14 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import link
 
 from . import _session
-from ._display import NotebookView, TerminalView, consume, footer_text
 from ._exceptions import AihubmixError, InvalidRequestError, StreamInterruptedError
-from ._formats import FORMATS, OutputFormat
-from ._images import image_urls
-from ._live import LiveView, display_mode
-from ._request import Request
-from ._response import Response
-from ._settings import ENDPOINTS, REASONING_EFFORTS, SETTING_NAMES, SettingTraits, settings
-from ._templates import render_template
-from ._threads import DEFAULT_THREAD, Thread
+from ._protocol import DEFAULT_THREAD, ENDPOINTS, FORMATS, REASONING_EFFORTS
+from ._settings import SETTING_NAMES, SettingTraits, settings
+
+if TYPE_CHECKING:  # the cell's machinery is imported when a cell first runs: %load_ext stays light
+    from ._live import LiveView
+    from ._request import Request
+    from ._response import Response
 
 __all__ = ["AihubmixMagics", "show_error"]
 
@@ -134,6 +132,11 @@ class AihubmixMagics(Magics, SettingTraits):
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
+        from ._formats import OutputFormat
+        from ._images import image_urls
+        from ._templates import render_template
+        from ._threads import Thread
+
         base = self._request(args, prompt)  # every option checked once, before anything is sent
         if args.over is not None:
             return self._over(args, base)
@@ -162,6 +165,8 @@ class AihubmixMagics(Magics, SettingTraits):
     def _request(self, args: argparse.Namespace, prompt: str) -> Request:
         """The settings, overridden by this cell's options, as a typed request; bad values raise UsageError
         (nothing is sent)."""
+        from ._request import Request
+
         if args.model is not None and not args.model.strip() or args.model is None and not settings.model.strip():
             raise UsageError("No model: use -m MODEL or `%aihubmix use MODEL`.")
         try:
@@ -173,12 +178,17 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
     def _view(self) -> LiveView:
+        from ._display import NotebookView, TerminalView
+        from ._live import display_mode
+
         return NotebookView() if display_mode() == "notebook" else TerminalView()
 
     def _prompt(self, request: Request, *, out: str | None = None, cache: bool = False,
                 present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
         """Send the request, stream the answer into the cell; return the Response.
         `present(response)`: display data in place of the Markdown answer."""
+        from ._display import consume
+
         client = self.session.client(cache=cache)
         view = self._view()
         retries: list[str] = []
@@ -220,6 +230,8 @@ class AihubmixMagics(Magics, SettingTraits):
 
     def _finished(self, response: Response) -> None:
         """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
+        from ._display import footer_text
+
         settings.last_call = footer_text(response)
 
     def _over(self, args: argparse.Namespace, base: Request) -> None:
@@ -257,6 +269,7 @@ class AihubmixMagics(Magics, SettingTraits):
     def _compare(self, args: argparse.Namespace, request: Request) -> None:
         """--compare: the same prompt to several models at once, in columns (see _compare.py)."""
         from ._compare import parse_models, run_comparison
+        from ._live import display_mode
 
         models = parse_models(args.compare)
         clashes = [flag for flag, used in (("-m", args.model), ("-c", args.continue_), ("--thread", args.thread),
@@ -354,6 +367,8 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_panel(self, rest):
         if rest:
             raise UsageError("Usage: %aihubmix panel")
+        from ._live import display_mode
+
         if display_mode() == "terminal":  # no widget frontend: the settings as text
             return self._cmd_config([])
         from IPython.display import display

@@ -18,17 +18,11 @@ jitter. Nothing is retried once a 2xx answer has started, nor a body that broke 
 
 from __future__ import annotations
 
-import difflib
-import email.utils
-import ipaddress
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ._exceptions import (
@@ -46,15 +40,19 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
 )
-from ._request import FORMAT_INSTRUCTIONS, Request
-from ._types import check_body, error_message, quote
 
 if TYPE_CHECKING:
+    from ._request import Request
     from ._response import Response
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_THREAD",
+    "ENDPOINTS",
     "ENDPOINT_PATHS",
+    "FORMATS",
+    "FORMAT_INSTRUCTIONS",
+    "REASONING_EFFORTS",
     "Failure",
     "Redactor",
     "close_suggestions",
@@ -75,7 +73,19 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://aihubmix.com/v1"
+ENDPOINTS = ("chat", "responses")
 ENDPOINT_PATHS = {"chat": "/chat/completions", "responses": "/responses"}
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+FORMATS = ("markdown", "text", "code", "json", "html", "math")
+# the instruction each output format adds to the system prompt (markdown adds none)
+FORMAT_INSTRUCTIONS = {
+    "text": "Answer in plain text, without Markdown formatting.",
+    "code": "Answer with the code in a single fenced code block.",
+    "json": "Answer with a single JSON object only.",
+    "html": "Answer with an HTML fragment only: no Markdown, no <html>, <head> or <body>.",
+    "math": "Write mathematics in LaTeX: $...$ inline and $$...$$ for displayed equations.",
+}
+DEFAULT_THREAD = "default"  # the conversation `-c` continues
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER = 60.0
 
@@ -129,6 +139,8 @@ def validate_base_url(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
+    import ipaddress
+
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -233,8 +245,7 @@ def convert_content(parts: Iterable[dict[str, Any]], endpoint: str) -> list[dict
 
 
 # -- failures and retries ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """An attempt that failed: the error to raise, whether another attempt may help, and the server's
     wish for the delay (seconds, or None)."""
 
@@ -269,6 +280,8 @@ def status_failure(
 
 def status_error(status: int, content: bytes, *, base_url: str, path: str, model: str, redactor: Redactor,
                  suggest: Callable[[str], list[str]] | None = None) -> APIStatusError:
+    from ._types import error_message, quote
+
     text = redactor.redact(content).decode("utf-8", "replace")
     try:
         body: object = json.loads(text)
@@ -316,6 +329,8 @@ def status_error(status: int, content: bytes, *, base_url: str, path: str, model
 
 
 def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -331,6 +346,8 @@ _MODEL_ERROR = re.compile(
 
 def close_suggestions(model: str, ids: list[str]) -> list[str]:
     """Up to three known model ids close to `model`."""
+    import difflib
+
     close = difflib.get_close_matches(model, ids, n=3, cutoff=0.5)
     if not close:
         lowered = difflib.get_close_matches(model.lower(), [i.lower() for i in ids], n=3, cutoff=0.3)
@@ -402,6 +419,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             delay = float(value)
         except ValueError:
             try:
+                import email.utils
+
                 when = email.utils.parsedate_to_datetime(value)
                 delay = when.timestamp() - time.time()
             except (TypeError, ValueError):
@@ -412,12 +431,16 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _backoff(retries_taken: int) -> float:
+    import random
+
     return min(0.5 * 2**retries_taken, 8.0) * (1 - 0.25 * random.random())
 
 
 # -- answers -------------------------------------------------------------------------------------------
 def parse_json(content: bytes, content_type: str, *, base_url: str, redactor: Redactor) -> object:
     """A 2xx body as JSON (the key masked), or APIResponseError quoting what came instead."""
+    from ._types import quote
+
     content = redactor.redact(content)
     try:
         return json.loads(content)
@@ -433,6 +456,8 @@ def parse_json(content: bytes, content_type: str, *, base_url: str, redactor: Re
 
 def complete(response: Response, body_json: object) -> Response:
     """Fill a non-streamed Response from the server's final JSON (APIResponseError if it is not an answer)."""
+    from ._types import check_body
+
     response._set_final(check_body(response.endpoint, body_json))
     response.time_to_first_token = response.elapsed = time.perf_counter() - response._started
     if response._on_done is not None:

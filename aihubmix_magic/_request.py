@@ -16,24 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidRequestError
+from ._protocol import DEFAULT_THREAD, ENDPOINTS, FORMAT_INSTRUCTIONS, FORMATS, REASONING_EFFORTS
 
 if TYPE_CHECKING:
     from ._settings import Settings
 
 __all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REASONING_EFFORTS", "Request"]
 
-ENDPOINTS = ("chat", "responses")
-DEFAULT_THREAD = "default"  # the conversation `-c` continues
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-FORMATS = ("markdown", "text", "code", "json", "html", "math")
-# the instruction each output format adds to the system prompt (markdown adds none)
-FORMAT_INSTRUCTIONS = {
-    "text": "Answer in plain text, without Markdown formatting.",
-    "code": "Answer with the code in a single fenced code block.",
-    "json": "Answer with a single JSON object only.",
-    "html": "Answer with an HTML fragment only: no Markdown, no <html>, <head> or <body>.",
-    "math": "Write mathematics in LaTeX: $...$ inline and $$...$$ for displayed equations.",
-}
 # the settings a Request takes its defaults from
 SETTING_FIELDS = ("model", "endpoint", "system", "temperature", "top_p", "max_tokens", "reasoning_effort", "stream")
 

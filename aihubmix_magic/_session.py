@@ -25,14 +25,21 @@ class Session:
     """What lives as long as a kernel: history, threads, demo mode, the shared Client."""
 
     def __init__(self, current_settings: Settings = settings) -> None:
-        from ._threads import Threads
-
         self.settings = current_settings
         self.history: list[Any] = []  # Response and Comparison objects, oldest first
-        self.threads: Threads = Threads()
+        self._threads: Threads | None = None
         self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
         self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
         self._client: Client | None = None
+
+    @property
+    def threads(self) -> Threads:
+        """The conversation threads by name (made when a cell first needs them)."""
+        if self._threads is None:
+            from ._threads import Threads
+
+            self._threads = Threads()
+        return self._threads
 
     def client(self, *, cache: bool = False) -> Client:
         """The shared Client, synced with the settings. `cache`: use the response cache for this call even

@@ -15,8 +15,7 @@ import os
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
 from ._exceptions import ConfigurationError
-from ._protocol import DEFAULT_BASE_URL, mask_key, validate_base_url
-from ._request import ENDPOINTS, REASONING_EFFORTS
+from ._protocol import DEFAULT_BASE_URL, ENDPOINTS, REASONING_EFFORTS, mask_key, validate_base_url
 
 __all__ = ["ENDPOINTS", "InvalidSettingError", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
 
