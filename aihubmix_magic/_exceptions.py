@@ -30,6 +30,11 @@ it in every body it reads (a server that echoes it back cannot make us keep it).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._response import Response
+
 __all__ = [
     "AihubmixError",
     "BatchInputError",
@@ -54,7 +59,7 @@ __all__ = [
 class AihubmixError(Exception):
     """Base class: every error of this package is one of these."""
 
-    response = None  # the Response as far as it got, when a request was made
+    response: Response | None = None  # the Response as far as it got, when a request was made
 
 
 class BatchInputError(AihubmixError, ValueError):
@@ -125,7 +130,7 @@ class NotFoundError(APIStatusError):
 class ModelNotFoundError(APIStatusError):
     """The server does not know the model (or the key may not use it); `suggestions` holds close ids."""
 
-    def __init__(self, message: str, *, model: str, suggestions: list[str], **kwargs) -> None:
+    def __init__(self, message: str, *, model: str, suggestions: list[str], **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.model = model
         self.suggestions = suggestions

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 from IPython.core.error import UsageError
 
@@ -37,7 +38,7 @@ class OutputFormat:
     """One cell's output format: the request fields it needs and the display of the finished answer."""
 
     def __init__(self, name: str = "markdown", schema: dict | None = None, schema_name: str = "answer",
-                 model_class: type | None = None) -> None:
+                 model_class: Any = None) -> None:
         self.name = name
         self.schema = schema
         self.schema_name = schema_name
@@ -54,11 +55,12 @@ class OutputFormat:
             raise UsageError(f"--schema goes with --format json, not --format {name}.")
         if schema_var not in namespace:
             raise UsageError(f"--schema {schema_var}: no variable named {schema_var!r}.")
-        value = namespace[schema_var]
+        value: Any = namespace[schema_var]
         pydantic = sys.modules.get("pydantic")
-        model_class = None
+        model_class: Any = None
         if pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel):
-            model_class, schema = value, value.model_json_schema()
+            model_class = value
+            schema = model_class.model_json_schema()
         elif isinstance(value, dict):
             schema = value
         else:

@@ -101,6 +101,12 @@ class AihubmixMagics(Magics, SettingTraits):
                 setattr(settings, name, getattr(self, name))
             self._links.append(link((settings, name), (self, name)))
 
+    @property
+    def _shell(self) -> Any:
+        """The IPython shell (always set: the magics are registered on one)."""
+        assert self.shell is not None
+        return self.shell
+
     def unlink(self) -> None:
         for pair in self._links:
             pair.unlink()
@@ -140,7 +146,7 @@ class AihubmixMagics(Magics, SettingTraits):
         base = self._request(args, prompt)  # every option checked once, before anything is sent
         if args.over is not None:
             return self._over(args, base)
-        namespace = self.shell.user_ns
+        namespace = self._shell.user_ns
         if not args.no_template:
             prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
         images = tuple(image_urls(args.image, namespace))
@@ -156,7 +162,7 @@ class AihubmixMagics(Magics, SettingTraits):
         thread = Thread(DEFAULT_THREAD) if standalone else threads.get_or_create(args.thread)
         request = thread.prepare(request, name=None if standalone else thread.name)
         response = self._prompt(request, out=args.out, cache=args.cache,
-                                present=lambda answer: output.present(answer, self.shell))
+                                present=lambda answer: output.present(answer, self._shell))
         if thread.add(request.user_content(), response) and standalone:
             threads.keep(thread)
         return None
@@ -247,7 +253,7 @@ class AihubmixMagics(Magics, SettingTraits):
         if args.concurrency is not None and args.concurrency < 1:
             raise UsageError(f"--concurrency must be 1 or more, not {args.concurrency}")
         try:
-            items = eval(args.over, self.shell.user_ns)  # the user's own expression, as %timeit evaluates one
+            items = eval(args.over, self._shell.user_ns)  # the user's own expression, as %timeit evaluates one
         except Exception as exc:
             raise UsageError(f"--over {args.over}: {type(exc).__name__}: {exc}") from None
         template = base.text
@@ -260,7 +266,7 @@ class AihubmixMagics(Magics, SettingTraits):
         except BatchInputError as exc:
             raise UsageError(f"--over {args.over}: {exc}") from None
         if args.out:
-            self.shell.user_ns[args.out] = results
+            self._shell.user_ns[args.out] = results
         from IPython.display import display
 
         display(results_table(results, out=args.out), raw=True)
@@ -294,7 +300,7 @@ class AihubmixMagics(Magics, SettingTraits):
     def _keep(self, response: Any, out: str | None) -> None:
         self.session.record(response)
         if out:
-            self.shell.user_ns[out] = response
+            self._shell.user_ns[out] = response
 
     # -- %aihubmix SUBCOMMAND ----------------------------------------------------------------------------
     def _subcommand(self, line: str):

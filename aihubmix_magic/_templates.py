@@ -66,7 +66,9 @@ def render_template(template: str, namespace: dict, *, max_rows: int = 20) -> st
 
 
 def _resolve(path: str, namespace: dict, *, in_code: bool):
-    name = re.match(_NAME, path).group(0)
+    match = re.match(_NAME, path)
+    assert match is not None  # _TOKENS only matches paths that start with a name
+    name = match.group(0)
     if name in namespace:
         value = namespace[name]
     elif name == "Err":

@@ -232,7 +232,7 @@ class Panel(widgets.VBox):
         with self._fetch_lock:
             if self._closed or self._fetcher is not threading.current_thread():
                 return  # a newer fetch (or close) superseded this one
-            if error is not None:
+            if error is not None or ids is None:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 self.models_note.value = (f"<small>Cannot fetch the model list ({html.escape(reason)}); "
                                           "type a model id.</small>")

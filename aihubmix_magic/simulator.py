@@ -164,7 +164,7 @@ _ENDINGS = {  # faults that end a stream early
     "drop": "drop",
     "stall": "stall",
 }
-_ECHOED = {  # request fields that a response object repeats, with their defaults
+_ECHOED: dict[str, Any] = {  # request fields that a response object repeats, with their defaults
     "instructions": None,
     "max_output_tokens": None,
     "metadata": {},
@@ -365,7 +365,7 @@ def _read_input(endpoint: str, body: dict) -> _Input:
         extra_text = ""
     else:
         items = body.get("input")
-        extra_text = body.get("instructions") if isinstance(body.get("instructions"), str) else ""
+        extra_text = str(body.get("instructions")) if isinstance(body.get("instructions"), str) else ""
         if isinstance(items, str):
             items = [{"role": "user", "content": items}]
     prompt, words, images, has_tool_result = "", len(extra_text.split()), 0, False
