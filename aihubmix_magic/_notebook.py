@@ -25,6 +25,7 @@ from ._display import footer_text, reasoning_block
 from ._exceptions import InvalidRequestError
 from ._request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ._response import Response
+from ._types import content_text
 
 __all__ = ["build_notebook", "export_notebook", "magic_line", "request_of"]
 
@@ -224,7 +225,7 @@ def request_of(response: Response) -> Request:
     if response.endpoint == "responses":
         system = str(body.get("instructions") or "")
     else:
-        system = next((_text_of(t.get("content")) for t in turns if t.get("role") in ("system", "developer")), "")
+        system = next((content_text(t.get("content")) for t in turns if t.get("role") in ("system", "developer")), "")
     output_format = "markdown"
     for name, instruction in FORMAT_INSTRUCTIONS.items():
         if system == instruction or system.endswith("\n\n" + instruction):
@@ -242,14 +243,14 @@ def request_of(response: Response) -> Request:
     max_tokens = body.get("max_tokens", body.get("max_output_tokens"))
     try:
         return Request(model=str(body.get("model") or response.model or "?"), endpoint=response.endpoint,
-                       prompt=_text_of(user.get("content")) or " ", system=system or None,
+                       prompt=content_text(user.get("content")) or " ", system=system or None,
                        temperature=body.get("temperature"), top_p=body.get("top_p"), max_tokens=max_tokens,
                        reasoning_effort=effort, stream=response.stream, format=output_format,
                        images=tuple(_image_urls(user.get("content"))), history=history,
                        store=body.get("store") is True and response.endpoint == "responses")
     except InvalidRequestError:  # a body no cell could have sent: keep what can be shown
         return Request(model=str(body.get("model") or response.model or "?"), endpoint=response.endpoint,
-                       prompt=_text_of(user.get("content")) or " ", stream=response.stream)
+                       prompt=content_text(user.get("content")) or " ", stream=response.stream)
 
 
 def _wants_json(request: dict[str, Any]) -> bool:
@@ -267,15 +268,6 @@ def _turns(endpoint: str, request: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(given, str):
         return [{"role": "user", "content": given}]
     return [item for item in given if isinstance(item, dict)] if isinstance(given, list) else []
-
-
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(part.get("text", "")) for part in content
-                         if isinstance(part, dict) and part.get("type") in ("text", "input_text"))
-    return ""
 
 
 def _image_urls(content: object) -> list[str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidRequestError
 from ._protocol import DEFAULT_THREAD, ENDPOINTS, FORMAT_INSTRUCTIONS, FORMATS, REASONING_EFFORTS
+from ._types import content_text
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -89,7 +90,7 @@ class Request:
             return self.prompt
         for message in reversed(self.prompt):
             if message.get("role", "user") == "user" and message.get("type", "message") == "message":
-                return _text_of(message.get("content"))
+                return content_text(message.get("content"))
         return ""
 
     def user_content(self) -> str | list[dict[str, Any]]:
@@ -152,12 +153,3 @@ def _check_range(name: str, value: float | None, low: float, high: float) -> Non
         raise InvalidRequestError(name, f"{name} must be a number, not {value!r}")
     if math.isnan(value) or not low <= value <= high:
         raise InvalidRequestError(name, f"{name} must be between {low:g} and {high:g}, not {value:g}")
-
-
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(part.get("text", "")) for part in content
-                         if isinstance(part, dict) and part.get("type") in ("text", "input_text"))
-    return ""

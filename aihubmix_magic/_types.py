@@ -18,6 +18,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "check_body",
+    "content_text",
     "error_message",
     "fields_from_raw",
     "first_code_block",
@@ -37,6 +38,16 @@ def first_code_block(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group(2).strip().split(" ")[0], match.group(3).rstrip("\n")
+
+
+def content_text(content: object) -> str:
+    """The text of a message's content: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content
+                         if isinstance(part, dict) and part.get("type") in ("text", "input_text"))
+    return ""
 
 
 def quote(text: str, limit: int = 200) -> str:
