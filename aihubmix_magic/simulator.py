@@ -936,9 +936,13 @@ def _failure(request: str) -> _Failure | None:
     traceback_text = error.group(2)
     last = next((line for line in reversed(traceback_text.splitlines()) if re.match(r"\w[\w.]*(?::|$)", line)), "")
     error_type, _, message = last.partition(":")
-    line = re.findall(r"Cell In\[\d+\], line (\d+)", traceback_text)
+    # the innermost frame in the failing cell itself (a function it calls may come from another cell)
+    number = re.search(r"failed \(In \[(\d+)\]\)", request)
+    frames = re.findall(r"Cell In\[(\d+)\], line (\d+)", traceback_text)
+    own = [line for cell_number, line in frames if number and cell_number == number.group(1)]
+    line = own[-1] if own else frames[0][1] if frames else None
     return _Failure(cell.group(2) if cell else "", error_type.strip(), message.strip(),
-                    int(line[0]) if line else None)
+                    int(line) if line else None)
 
 
 def _close_match(word: str, candidates: list[str]) -> str | None:
