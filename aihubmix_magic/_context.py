@@ -327,10 +327,28 @@ def _notebook_source(obj) -> str | None:
     try:
         lines = inspect.getsource(obj).splitlines()
     except (OSError, TypeError):
-        return None
+        lines = _class_source(obj) if inspect.isclass(obj) else None
+        if not lines:
+            return None
     if len(lines) > SOURCE_LINES:
         lines = lines[:SOURCE_LINES] + [f"# … {len(lines) - SOURCE_LINES} more lines"]
     return _clean("\n".join(lines))
+
+
+def _class_source(cls) -> list[str] | None:
+    """A notebook class's source, found through one of its methods (inspect cannot find classes defined
+    in IPython cells before Python 3.13)."""
+    import linecache
+
+    for member in vars(cls).values():
+        code = getattr(getattr(member, "__func__", member), "__code__", None)
+        if code is None:
+            continue
+        lines = linecache.getlines(code.co_filename)
+        for start in range(min(code.co_firstlineno, len(lines)) - 1, -1, -1):
+            if re.match(rf"\s*class\s+{re.escape(cls.__name__)}\b", lines[start]):
+                return [line.rstrip("\n") for line in inspect.getblock(lines[start:])]
+    return None
 
 
 def _partial_type():

@@ -817,7 +817,7 @@ def _code_answer(ask: _Prompt) -> str:
     name = None
     if recipe is not None:
         _, name, parameters, returns, body, example, js_body = recipe
-    if language == "python" and name is None and frames:
+    if language == "python" and frames and (name is None or not _has_word(text, "function|def")):
         return f"```python\n{_pandas_code(ask.request, frames)}\n```"
     if language == "sql":
         table = re.search(r"\b(?:from|in|of)\s+(?:the\s+)?(\w+)\s+table\b|\btable\s+(\w+)", text, re.I)
@@ -882,9 +882,9 @@ def _context_sentence(context: str) -> str:
             columns = ", ".join(f"`{column}` ({dtype})" for column, dtype in frame.columns)
             parts.append(f"`{name}` is a DataFrame of {frame.rows:,} rows with the columns {columns}")
         elif name.startswith("cells:"):
-            parts.append(f"I read your last code cells ({summary})")
+            parts.append(f"I read {summary}")
         elif name == "error":
-            parts.append(f"the last error is {summary}")
+            parts.append(f"the last error was {summary.split(': ', 1)[-1]}")
         else:
             parts.append(f"`{name}` is {summary[:1].lower() + summary[1:]}")
     if not parts:
