@@ -86,8 +86,8 @@ class PromptExtras:
             return
         if args.model:
             args.model = aliases.get(args.model, args.model)
-        elif settings.model in aliases:
-            args.model = aliases[settings.model]
+        elif settings.model in aliases and not getattr(args, "compare", None):
+            args.model = aliases[settings.model]  # the default model is an alias (`%aihubmix use fast`)
         if getattr(args, "compare", None):
             args.compare = ",".join(aliases.get(m.strip(), m.strip()) for m in args.compare.split(","))
 

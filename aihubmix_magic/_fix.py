@@ -73,6 +73,7 @@ class FailureRecorder:
         self.cell: str | None = None
         self.number: int | None = None
         self.exception: BaseException | None = None
+        self.cleared: BaseException | None = None  # fixed since: sys.last_value may still hold it
         if shell is not None:
             shell.events.register("post_run_cell", self._after_cell)
 
@@ -91,7 +92,8 @@ class FailureRecorder:
         if isinstance(error, Exception):
             self.cell, self.number, self.exception = raw, result.execution_count, error
         elif error is None and self.cell is not None and raw.strip() == self.cell.strip():
-            self.cell = self.number = self.exception = None  # the same code ran fine: nothing to fix now
+            self.cleared = self.exception  # the same code ran fine: nothing to fix now
+            self.cell = self.number = self.exception = None
 
     def last(self) -> Failure | None:
         if self.exception is None:
@@ -105,7 +107,7 @@ def last_failure(shell, recorder: FailureRecorder | None = None) -> Failure | No
     if recorder is not None and (failure := recorder.last()) is not None:
         return failure
     value = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    if not isinstance(value, Exception):
+    if not isinstance(value, Exception) or (recorder is not None and value is recorder.cleared):
         return None
     text, number = plain_traceback(value, shell)
     code = _cell_code(shell, number, value)

@@ -134,6 +134,8 @@ class AihubmixMagics(Magics, SettingTraits):
         As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] |
         history [NAME] | reset [NAME] | help  (`%aihubmix help` lists them all)
         """
+        if cell is None and line.lstrip().startswith("-"):  # `%aihubmix -p NAME [options]`: no extra text
+            cell = ""
         if cell is None:
             return self._subcommand(line)
         args = _parse_options(self.aihubmix, line)

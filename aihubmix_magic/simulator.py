@@ -954,7 +954,7 @@ def _close_match(word: str, candidates: list[str]) -> str | None:
 
 def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
     """Explanation (and, unless a hint or an explanation alone is asked for, the corrected cell)."""
-    hint = _has_word(ask.system, "hint")
+    hint = _has_word(ask.system, "hints?")
     explain_only = re.search(r"do not (?:write|give|show) (?:the )?(?:corrected|fixed) code", ask.system, re.I)
     error = f"`{failure.error_type}: {failure.message}`" if failure.message else f"`{failure.error_type}`"
     where = f"line {failure.line}" if failure.line else "the cell"
