@@ -580,7 +580,8 @@ def _shape(text: str) -> _Shape:
 def _named_fields(text: str) -> list[str]:
     """The fields a prompt names: "with fields name and age", "keys `title`, `year` and `rating`"."""
     match = re.search(
-        r"\b(?:fields?|keys?|properties|attributes|entries)\b\s*(?:called|named|:)?\s*([^.?!\n]+)",
+        r"\b(?:with|having|containing|has|the|of)\s+(?:the\s+|these\s+|two\s+|three\s+|four\s+)?"
+        r"(?:fields?|keys?|properties|attributes|entries)\b\s*(?:called|named|:)?\s*([^.?!\n]+)",
         text,
         re.IGNORECASE,
     )
@@ -703,7 +704,7 @@ def _json_value(rng: random.Random, schema: Any, ask: _Prompt, name: str = "answ
 def _json_answer(rng: random.Random, model: str, lead: str, schema: dict | None, ask: _Prompt) -> str:
     if schema is not None:
         value = _json_value(rng, {"type": "object", **schema}, ask)
-    elif fields := _named_fields(ask.instruction):
+    elif fields := _named_fields(ask.request):
         value = {field: _json_value(rng, None, ask, field) for field in fields}
     elif options := _options(ask.instruction):
         value = {"answer": _case_like(_choose(options, ask.judged, ask.instruction), options)}
