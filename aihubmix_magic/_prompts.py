@@ -62,7 +62,11 @@ def user_dir() -> Path:
 
 
 def _places() -> list[tuple[str, Path]]:
-    return [("notebook folder", project_dir()), ("personal", user_dir())]
+    try:
+        places = [("notebook folder", project_dir())]
+    except OSError:  # the working directory was deleted: only the personal folder is left
+        places = []
+    return places + [("personal", user_dir())]
 
 
 # -- prompt files --------------------------------------------------------------------------------------
