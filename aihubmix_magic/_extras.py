@@ -79,6 +79,13 @@ class PromptExtras:
         self.resolve_models(args)
         return args, cell
 
+    @staticmethod
+    def runs_saved_prompt(line: str) -> bool:
+        """A line magic `%aihubmix -p NAME [options]`: a saved prompt run with no extra text."""
+        words = line.split()
+        return bool(words) and words[0].startswith("-") and any(
+            word in ("-p", "--prompt") or word.startswith("--prompt=") for word in words)
+
     def resolve_models(self, args) -> None:
         """Model aliases: -m, --compare, and the default model when it is an alias."""
         aliases = load_aliases()

@@ -134,7 +134,7 @@ class AihubmixMagics(Magics, SettingTraits):
         As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] |
         history [NAME] | reset [NAME] | help  (`%aihubmix help` lists them all)
         """
-        if cell is None and line.lstrip().startswith("-"):  # `%aihubmix -p NAME [options]`: no extra text
+        if cell is None and self._extras.runs_saved_prompt(line):  # `%aihubmix -p NAME [options]`
             cell = ""
         if cell is None:
             return self._subcommand(line)
