@@ -15,6 +15,7 @@ from traitlets import link
 
 from . import _session
 from ._exceptions import AihubmixError, InvalidRequestError, StreamInterruptedError
+from ._extras import PromptExtras
 from ._protocol import DEFAULT_THREAD, ENDPOINTS, FORMATS, REASONING_EFFORTS
 from ._settings import SETTING_NAMES, SettingTraits, settings
 
@@ -38,6 +39,13 @@ SUBCOMMANDS = {
     "panel": "show the control panel (model, parameters, key entry, status), linked to the settings",
     "cache on|off|clear|info": "answer identical requests from a local SQLite cache, without the network; "
                                "empty it; show its size and path",
+    "fix [--explain]": "explain the cell that failed last and put the corrected code into a new cell below "
+                       "(settings.fix_style = 'hint': a hint only)",
+    "save NAME [--user]": "save the previous %%aihubmix cell (options and template) as a prompt; run it with "
+                          "%%aihubmix -p NAME",
+    "prompts": "list the saved prompts (./.aihubmix/prompts next to the notebook, then your personal ones)",
+    "alias [NAME MODEL]": "make NAME stand for MODEL in -m, --compare and `use` (`alias NAME --remove`; "
+                          "no arguments: list them)",
     "help": "this help",
 }
 
@@ -81,6 +89,14 @@ def _prompt_options(func):
         argument("--cache", action="store_true",
                  help="answer from the local response cache if this exact request was answered before, and store "
                  "the answer in it (`%%aihubmix cache on` does it for every cell)"),
+        argument("-p", "--prompt", metavar="NAME",
+                 help="run the saved prompt NAME (`%%aihubmix save NAME`): its options and template, with the "
+                 "cell's text appended; options on this line win"),
+        argument("--context", action="append", metavar="NAME[,NAME…]",
+                 help="describe notebook objects in the prompt: a DataFrame's shape, dtypes, nulls, describe() "
+                 "and first rows; an array's shape and values; a function's signature and docstring; "
+                 "cells:N for the last N code cells; error for the last traceback (repeatable; capped by "
+                 "settings.context_max_tokens)"),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -100,6 +116,7 @@ class AihubmixMagics(Magics, SettingTraits):
             if name in configured:
                 setattr(settings, name, getattr(self, name))
             self._links.append(link((settings, name), (self, name)))
+        self._extras = PromptExtras(self)
 
     @property
     def _shell(self) -> Any:
@@ -111,6 +128,7 @@ class AihubmixMagics(Magics, SettingTraits):
         for pair in self._links:
             pair.unlink()
         self._links = []
+        self._extras.close()
 
     @_prompt_options
     @line_cell_magic
@@ -128,9 +146,12 @@ class AihubmixMagics(Magics, SettingTraits):
         As a line magic: %aihubmix key | config | models [FILTER] | use MODEL | demo [auto|off] |
         history [NAME] | reset [NAME] | help  (`%aihubmix help` lists them all)
         """
+        if cell is None and self._extras.runs_saved_prompt(line):  # `%aihubmix -p NAME [options]`
+            cell = ""
         if cell is None:
             return self._subcommand(line)
         args = _parse_options(self.aihubmix, line)
+        args, cell = self._extras.before(args, line, cell)  # -p NAME, model aliases; remembered for `save`
         if args.out is not None and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
             raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
         if args.concurrency is not None and args.over is None:
@@ -149,6 +170,7 @@ class AihubmixMagics(Magics, SettingTraits):
         namespace = self._shell.user_ns
         if not args.no_template:
             prompt = render_template(prompt, namespace, max_rows=settings.template_max_rows)
+        prompt = self._extras.add_context(args, prompt)  # --context NAME,…: described after the prompt
         images = tuple(image_urls(args.image, namespace))
         if args.compare is not None:
             return self._compare(args, base.replace(prompt=prompt, images=images))
@@ -187,7 +209,8 @@ class AihubmixMagics(Magics, SettingTraits):
         from ._display import NotebookView, TerminalView
         from ._live import display_mode
 
-        return NotebookView() if display_mode() == "notebook" else TerminalView()
+        view = NotebookView() if display_mode() == "notebook" else TerminalView()
+        return self._extras.view(view)  # with the "Context sent" block of --context above the answer
 
     def _prompt(self, request: Request, *, out: str | None = None, cache: bool = False,
                 present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
@@ -368,6 +391,10 @@ class AihubmixMagics(Magics, SettingTraits):
         table = ["| model | owned by |", "|---|---|"]
         table += [f"| `{m['id']}` | {m.get('owned_by', '')} |" for m in rows]
         plain = "\n".join(f"{m['id']:<40} {m.get('owned_by', '')}" for m in rows)
+        from ._prompts import alias_rows  # aliases (`%aihubmix alias`) under the models they stand for
+
+        table += [f"| `{name}` | alias for `{model}` |" for name, model in alias_rows(needle)]
+        plain += "".join(f"\n{name:<40} alias for {model}" for name, model in alias_rows(needle))
         display({"text/markdown": "\n".join(table), "text/plain": plain}, raw=True)
 
     def _cmd_panel(self, rest):
@@ -403,6 +430,26 @@ class AihubmixMagics(Magics, SettingTraits):
             info = cache.info()
             print(f"Cache {'on' if settings.cache else 'off'}: {info['entries']} entr"
                   f"{'y' if info['entries'] == 1 else 'ies'}, {_size(info['size'])}, {info['path']}")
+
+    def _cmd_fix(self, rest):
+        from ._fix import run_fix
+
+        return run_fix(self, rest)
+
+    def _cmd_save(self, rest):
+        from ._prompts import cmd_save
+
+        return cmd_save(self, rest)
+
+    def _cmd_prompts(self, rest):
+        from ._prompts import cmd_prompts
+
+        return cmd_prompts(self, rest)
+
+    def _cmd_alias(self, rest):
+        from ._prompts import cmd_alias
+
+        return cmd_alias(self, rest)
 
     def _cmd_use(self, rest):
         if len(rest) != 1:

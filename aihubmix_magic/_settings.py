@@ -50,6 +50,11 @@ class SettingTraits(HasTraits):
     cache_path = Unicode("", help="The cache's SQLite file; empty: $AIHUBMIX_CACHE_PATH or "
                              "~/.cache/aihubmix-magic/responses.sqlite.").tag(config=True)
     template_max_rows = Int(20, help="Rows of a DataFrame put into a prompt by a {template} field.").tag(config=True)
+    context_max_tokens = Int(4000, help="Token budget (estimated, 4 characters a token) of what --context adds "
+                                        "to a prompt; more is cut, and the cell says what.").tag(config=True)
+    fix_style = Enum(("fix", "hint"), default_value="fix",
+                     help="%aihubmix fix: 'fix' explains and puts the corrected code into a new cell; 'hint' "
+                          "(for teaching) asks for a hint, never the solution.").tag(config=True)
 
     @validate("temperature")
     def _check_temperature(self, proposal):
@@ -90,6 +95,12 @@ class SettingTraits(HasTraits):
             return validate_base_url(proposal["value"])
         except Exception as exc:
             raise InvalidSettingError(str(exc)) from None
+
+    @validate("context_max_tokens")
+    def _check_context_max_tokens(self, proposal):
+        if proposal["value"] < 100:
+            raise InvalidSettingError("context_max_tokens must be 100 or more")
+        return proposal["value"]
 
 
 def _in_range(name: str, value: float | None, low: float, high: float) -> float | None:

@@ -18,6 +18,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "check_body",
+    "code_blocks",
     "content_text",
     "error_message",
     "fields_from_raw",
@@ -30,6 +31,11 @@ __all__ = [
 FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})", re.MULTILINE)
 _FENCED = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*?)^[ ]{0,3}\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _OPEN_FENCE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*)\n(.*)\Z", re.MULTILINE | re.DOTALL)
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code) of every closed fenced block, in order."""
+    return [(match.group(2).strip().split(" ")[0], match.group(3).rstrip("\n")) for match in _FENCED.finditer(text)]
 
 
 def first_code_block(text: str) -> tuple[str, str] | None:

@@ -237,8 +237,13 @@ class Panel(widgets.VBox):
                 self.models_note.value = (f"<small>Cannot fetch the model list ({html.escape(reason)}); "
                                           "type a model id.</small>")
                 return
-            self.model.options = tuple(ids)
-            self.models_note.value = f"<small>{len(ids)} models: type to search</small>"
+            from ._prompts import alias_rows  # `%aihubmix alias fast gpt-4o-mini`: "fast" is offered too
+
+            aliases = alias_rows()
+            self.model.options = tuple(name for name, _ in aliases) + tuple(ids)
+            listed = "".join(f", {html.escape(name)} → {html.escape(model)}" for name, model in aliases)
+            self.models_note.value = (f"<small>{len(ids)} models{' and aliases' if aliases else ''}: type to "
+                                      f"search{listed}</small>")
 
     def close(self) -> None:
         """Stop following the settings and close every widget of the panel."""

@@ -242,40 +242,877 @@ def _has_word(prompt: str, pattern: str) -> bool:
     return re.search(rf"\b(?:{pattern})\b", prompt, re.IGNORECASE) is not None
 
 
-def _json_value(rng: random.Random, schema: Any) -> Any:
-    """A value of the type that a JSON schema declares, with every listed property for objects."""
+# --- what the prompt asks for ----------------------------------------------------------------------
+#
+# The answer takes the shape the prompt asks for, as a real model's would, found with word lists and
+# patterns (still deterministic; nothing is learned):
+#
+# * a choice among options the prompt names ("positive, neutral or negative", "yes or no", a schema's
+#   enum) picks one, by a small word-list sentiment and keyword match on the text being judged;
+# * "one word", "one sentence", "N sentences", "N bullet points", "at most N words", "a table" are honoured;
+# * JSON has the fields that the prompt or the schema names, with values of the right types;
+# * code (``-f code``'s system line, "write a function ...") is one fenced block in the language asked;
+# * the prompts aihubmix_magic builds are recognised: the notebook context that ``--context`` appends (the
+#   answer names the objects and the columns sent) and the failing cell that ``%aihubmix fix`` sends (the
+#   answer names the error and, for a misspelt name, corrects it).
+#
+# Prose still opens with "*Simulated answer from MODEL.*"; a short answer (a label, a JSON object, a code
+# block) carries no marker of its own, so that it can be used as a real one would: the client's footer and
+# the demo note say that it is simulated.
+
+# how aihubmix_magic introduces what it adds to a prompt (tests/test_context.py keeps these in step)
+_CONTEXT_HEADING = "Context from my Jupyter notebook"
+_FIX_HEADING = "A cell in my Jupyter notebook failed"
+_CELL_LABEL = "The cell"
+_ERROR_LABEL = "The error"
+
+_NUMBER_WORDS = {
+    word: number
+    for number, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve".split()
+    )
+}
+_COUNT = r"(\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_STOPWORDS = set(
+    "a an the and or of to in on for with by at from as is are was were be been it its this that these those "
+    "what which who whom how why when where do does did can could should would will shall may might must "
+    "i me my we our you your he she they them their please give write answer reply tell explain describe "
+    "one two three word words sentence sentences short brief about into than then only just each every "
+    "some any more most less few many much very really also not no yes".split()
+)
+
+# sentiment: word -> weight (positive or negative); "not", "never", "no" before a word flip it; "a bit",
+# "slightly", "a little" halve the next word; "very", "really", "so" strengthen it; a clause before "but"
+# counts half (the part after it is what the writer means)
+_SENTIMENT: dict[str, float] = {}
+for _words, _weight in (
+    ("love loved loves lovely fantastic superb excellent brilliant perfect perfectly amazing awesome "
+     "wonderful great best outstanding delighted recommend recommended exactly favourite favorite "
+     "terrific flawless impressive", 2.0),
+    ("good nice like liked likes happy pleased comfortable comfy sturdy solid quick quiet easy handy well "
+     "works worth value useful reliable fast smooth soft pretty lasts lasted survived survives enjoy "
+     "enjoyed helpful clean fits fit cheerful beautiful elegant light accurate generous friendly", 1.0),
+    ("fine okay ok decent adequate", 0.5),
+    ("broke broken cracked dent dented nightmare terrible awful horrible worst useless refund defective "
+     "faulty damaged empty hate hated disappointed disappointing waste rubbish junk unusable", -2.0),
+    ("bad poor leak leaks leaking leaked stopped cheap flimsy slow slowly late loud noisy hot heavy heavier "
+     "smaller thin wobble wobbles wobbly flicker flickers flickering headache split chipped smell smells "
+     "smelly dropping overpriced expensive problem problems issue issues wrong missing lost torn tore "
+     "never uncomfortable annoying rude fails failed failing sad angry unhappy difficult hard boring "
+     "ugly dirty", -1.0),
+):
+    _SENTIMENT.update(dict.fromkeys(_words.split(), _weight))
+_NEGATORS = {"not", "no", "never", "nothing", "without", "hardly", "isn't", "wasn't", "don't", "doesn't",
+             "didn't", "aren't", "won't", "can't", "cannot", "nor"}
+_SOFTENERS = {"bit", "slightly", "little", "somewhat", "rather", "mildly"}
+_BOOSTERS = {"very", "really", "so", "extremely", "super", "incredibly", "too"}
+_SENTIMENT_LABELS = {
+    "positive": 1, "negative": -1, "neutral": 0, "mixed": 0, "good": 1, "bad": -1, "happy": 1,
+    "unhappy": -1, "satisfied": 1, "dissatisfied": -1, "pos": 1, "neg": -1, "favourable": 1,
+    "favorable": 1, "unfavourable": -1, "unfavorable": -1, "praise": 1, "complaint": -1,
+}
+# keywords for topic labels a prompt or a schema's enum may offer (the label itself always counts)
+_TOPIC_WORDS = {
+    "delivery": "arrived arrival arrive delivery delivered shipping shipped package packaging packed parcel "
+                "courier post postage late took weeks days dispatch",
+    "shipping": "arrived arrival delivery delivered shipped package packed parcel courier late took weeks",
+    "price": "price priced prices overpriced cheap cheaper expensive money value cost costs worth half "
+             "bargain afford affordable",
+    "value": "price priced overpriced cheap expensive money value cost worth half bargain",
+    "service": "service support customer email refund return returns replacement answered staff helpful "
+               "rude seller",
+    "support": "service support customer email refund return replacement answered staff helpful",
+    "comfort": "comfortable comfort uncomfortable straps strap ear ears cushions soft fits fit warm wear "
+               "light heavy",
+    "quality": "broke broken quality build built made sturdy solid cracked leaking leaks stopped material "
+               "durable split chipped seam zip zips glaze dent works working flickers keys",
+    "design": "colour colours color colors looks look design size style pretty glaze photos",
+    "sound": "sound noise cancelling music podcasts bass loud quiet",
+    "battery": "battery charge charging charges lasts",
+    "performance": "fast slow quick speed performance boils switches",
+    "usability": "easy hard setup assembly app software button switching",
+}
+_YES_WORDS = ("yes", "no")
+_SUMMARY = r"summari[sz]e|summary|tl;?dr|in short|gist"
+
+
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else _NUMBER_WORDS.get(word.lower(), 1)
+
+
+def _words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z][a-z'-]*", text.lower())
+
+
+def _sentence_split(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
+
+
+def _sentiment(text: str) -> tuple[float, float, float]:
+    """(score, positive evidence, negative evidence) of ``text`` from the word list."""
+    total = positive = negative = 0.0
+    for sentence in _sentence_split(text):
+        clauses = re.split(r"\bbut\b|\bhowever\b|\balthough\b|\bthough\b", sentence, flags=re.IGNORECASE)
+        for index, clause in enumerate(clauses):
+            weight_of_clause = 0.5 if index < len(clauses) - 1 else 1.0
+            words = _words_of(clause)
+            for position, word in enumerate(words):
+                weight = _SENTIMENT.get(word)
+                if weight is None:
+                    continue
+                before = words[max(0, position - 3) : position]
+                if any(w in _NEGATORS for w in before) and word not in _NEGATORS:
+                    weight = -weight * 0.75
+                if any(w in _SOFTENERS for w in before[-2:]):
+                    weight *= 0.5
+                elif before[-1:] and before[-1] in _BOOSTERS:
+                    weight *= 1.5
+                weight *= weight_of_clause
+                total += weight
+                if weight > 0:
+                    positive += weight
+                else:
+                    negative -= weight
+    return total, positive, negative
+
+
+def _polarity(text: str) -> int:
+    """1 (positive), -1 (negative) or 0 (neutral or mixed)."""
+    score = _sentiment(text)[0]
+    return 1 if score >= 1 else -1 if score <= -1 else 0
+
+
+class _Prompt(NamedTuple):
+    """The last user message taken apart: the request, the text it judges, and what aihubmix_magic added."""
+
+    request: str  # the user's own words, without the context section
+    judged: str  # the text being judged, labelled or summarised ("" if there is none)
+    instruction: str  # the request without the judged text
+    context: str  # the notebook context section ("" if none)
+    system: str
+
+
+def _parse_prompt(prompt: str, system: str) -> _Prompt:
+    request, context = prompt, ""
+    at = prompt.find(_CONTEXT_HEADING)
+    if at == 0 or (at > 0 and prompt[at - 2 : at] == "\n\n"):
+        request, context = prompt[:at].rstrip(), prompt[at:]
+    judged, instruction = _judged_text(request)
+    return _Prompt(request, judged, instruction, context, system)
+
+
+def _judged_text(request: str) -> tuple[str, str]:
+    """(the text being judged, the instruction): a labelled part ("Review: ..."), the paragraphs after the
+    first, a quotation, or the words after the question's first "?" or ":"."""
+    labelled = re.search(
+        r"^[ \t]*(?:review|text|input|comment|sentence|message|tweet|e-?mail|feedback|passage|document|"
+        r"statement|post|quote|headline|title)[ \t]*:[ \t]*",
+        request,
+        re.IGNORECASE | re.MULTILINE,
+    )
+    if labelled and request[labelled.end() :].strip():
+        return request[labelled.end() :].strip(), request[: labelled.start()].strip()
+    paragraphs = re.split(r"\n[ \t]*\n", request.strip(), maxsplit=1)
+    if len(paragraphs) == 2 and paragraphs[1].strip():
+        return paragraphs[1].strip(), paragraphs[0].strip()
+    quoted = re.search(r"[\"“]([^\"”]{12,})[\"”]", request)
+    if quoted:
+        return quoted.group(1).strip(), (request[: quoted.start()] + request[quoted.end() :]).strip()
+    split = re.search(r"[?:]\s+(?=\S)", request)
+    if split and "\n" not in request[: split.start()]:
+        rest = request[split.end() :].strip()
+        if not re.match(r"(?i)(answer|reply|respond|one word|use|give|be|say|in one)\b", rest):
+            return rest, request[: split.end()].strip()
+    return "", request.strip()
+
+
+# -- choices -----------------------------------------------------------------------------------------
+
+
+def _options(instruction: str) -> list[str]:
+    """The options an instruction offers: "positive, neutral or negative", "yes/no", "cat or dog?"."""
+    pattern = re.compile(
+        r"((?:[A-Za-z][\w-]*\s*(?:,|/)\s*)*[A-Za-z][\w-]*)\s*,?\s+or\s+(?:an?\s+|the\s+)?([A-Za-z][\w-]*)"
+        r"|([A-Za-z][\w-]*(?:\s*/\s*[A-Za-z][\w-]*)+)",
+    )
+    for match in pattern.finditer(instruction):
+        if match.group(3):
+            options = [o.strip() for o in match.group(3).split("/")]
+        else:
+            head = [o.strip() for o in re.split(r"[,/]", match.group(1))]
+            head = [re.sub(r"^(?:an?|the)\s+", "", o) for o in head]
+            head = [o.split()[-1] for o in head if o]
+            options = head[-4:] + [match.group(2)]
+            # "Is this review positive" -> only the word before "or" and the ones joined to it by commas
+            if "," not in match.group(1) and "/" not in match.group(1):
+                options = options[-2:]
+        options = [o for o in options if o.lower() not in _STOPWORDS or o.lower() in _YES_WORDS]
+        if len(options) >= 2 and _is_choice(options, instruction):
+            return options
+    return []
+
+
+def _is_choice(options: list[str], instruction: str) -> bool:
+    lowered = {o.lower() for o in options}
+    if lowered & set(_SENTIMENT_LABELS) or lowered <= {"yes", "no", "true", "false", "maybe"}:
+        return True
+    return _has_word(instruction, r"one word|single word|one of|label|classify|categori[sz]e|which|pick|choose")
+
+
+def _choose(options: list[str], judged: str, instruction: str = "") -> str:
+    """The option that fits ``judged`` best: by sentiment, yes/no, or keywords; else the first."""
+    lowered = [o.lower() for o in options]
+    if all(o in _SENTIMENT_LABELS for o in lowered):
+        score, positive, negative = _sentiment(judged)
+        polarity = 1 if score >= 1 else -1 if score <= -1 else 0
+        values = [_SENTIMENT_LABELS[o] for o in lowered]
+        if polarity == 0:
+            if "mixed" in lowered and positive and negative:
+                return options[lowered.index("mixed")]
+            if "neutral" in lowered:
+                return options[lowered.index("neutral")]
+            # no neutral option: the sign of weak evidence decides; a tie is "mixed", or the first option
+            if score == 0 and "mixed" in lowered:
+                return options[lowered.index("mixed")]
+            polarity = 1 if score > 0 else -1 if score < 0 else values[0]
+        return options[values.index(polarity)] if polarity in values else options[0]
+    if set(lowered) <= {"yes", "no", "true", "false", "maybe"}:
+        yes = _yes(instruction, judged)
+        for option in options:
+            if option.lower() in (("yes", "true") if yes else ("no", "false")):
+                return option
+        return options[0]
+    return _keyword_choice(options, judged or instruction)
+
+
+def _yes(instruction: str, judged: str) -> bool:
+    """Whether the answer to a yes/no question about ``judged`` is yes."""
+    if _has_word(instruction, r"positive|happy|satisfied|like|likes|recommend|good|pleased|praise"):
+        return _polarity(judged or instruction) > 0
+    if _has_word(instruction, r"negative|unhappy|complain\w*|problem|bad|angry|disappointed|broken|faulty"):
+        return _polarity(judged or instruction) < 0
+    asked = {w for w in _words_of(instruction) if w not in _STOPWORDS and len(w) > 2}
+    for word in list(asked):
+        asked.update(_TOPIC_WORDS.get(word, "").split())
+    if not asked or not judged:
+        return _polarity(judged or instruction) >= 0
+    return bool(asked & set(_words_of(judged)))
+
+
+def _keyword_choice(options: list[str], text: str) -> str:
+    words = _words_of(text)
+    counts = []
+    for option in options:
+        keys = {option.lower(), option.lower().rstrip("s")}
+        keys.update(_TOPIC_WORDS.get(option.lower(), "").split())
+        counts.append(sum(1 for w in words if w in keys or w.rstrip("s") in keys))
+    best = max(counts)
+    return options[counts.index(best)] if best else options[0]
+
+
+def _reason(label: str, judged: str) -> str:
+    """A one-line reason for a label: the sentence of the judged text that supports it most."""
+    sentences = _sentence_split(judged)
+    if not sentences:
+        return ""
+    direction = _SENTIMENT_LABELS.get(label.lower())
+    if direction is None:
+        keys = {label.lower(), *_TOPIC_WORDS.get(label.lower(), "").split()}
+        best = max(sentences, key=lambda s: sum(w in keys for w in _words_of(s)))
+    elif direction == 0:
+        best = sentences[-1]
+    else:
+        best = max(sentences, key=lambda s: _sentiment(s)[0] * direction)
+    best = best if best[-1:] in ".!?" else best.rstrip(";,") + "."
+    return f"the text says “{best}”"
+
+
+def _case_like(option: str, options: list[str]) -> str:
+    """Options are answered in lower case when the prompt writes any of them so (mid-sentence)."""
+    return option.lower() if any(o.islower() for o in options) else option
+
+
+# -- shape -------------------------------------------------------------------------------------------
+
+
+class _Shape(NamedTuple):
+    one_word: bool
+    max_words: int | None
+    sentences: int | None
+    paragraphs: int | None
+    bullets: int | None  # None: no list asked for; 0: "a list" (three items after the prose)
+
+
+def _shape(text: str) -> _Shape:
+    one_word = _has_word(text, r"(?:one|a single|single|1)[ -]word|in a word")
+    limit = re.search(
+        rf"\b(?:at most|no more than|up to|under|maximum of|max|in|within|fewer than|less than)\s+{_COUNT}"
+        rf"\s+words\b|\b{_COUNT}\s+words\s+or\s+(?:less|fewer)\b|\b{_COUNT}-word\b",
+        text,
+        re.IGNORECASE,
+    )
+    max_words = _number(next(g for g in limit.groups() if g)) if limit else None
+    sentences = re.search(rf"\b(?:{_COUNT}|a single|a|single)[ -](?:short\s+)?sentences?\b", text, re.I)
+    one_line = _has_word(text, r"one[ -]line(?:r)?|a single line|in one line|tl;?dr")
+    count_sentences = _number(sentences.group(1) or "1") if sentences else (1 if one_line else None)
+    paragraphs = re.search(rf"\b(?:{_COUNT}|a|one)\s+(?:short\s+)?paragraphs?\b", text, re.I)
+    count_paragraphs = _number(paragraphs.group(1) or "1") if paragraphs else None
+    bullets = re.search(
+        rf"\b{_COUNT}\s+(?:short\s+|key\s+|main\s+|quick\s+)?(?:bullet[ -]?points?|bullets|points|items|tips|"
+        rf"ideas|reasons|steps|examples|things|facts|questions|advantages|disadvantages|benefits)\b"
+        rf"|\blist\s+of\s+(?:the\s+)?{_COUNT}\b",
+        text,
+        re.IGNORECASE,
+    )
+    if bullets:
+        count_bullets: int | None = _number(next(g for g in bullets.groups() if g))
+    elif _has_word(text, r"bullet[ -]?points?|bullets|bulleted"):
+        count_bullets = 3
+    elif _has_word(text, r"lists?"):
+        count_bullets = 0
+    else:
+        count_bullets = None
+    return _Shape(one_word, max_words, count_sentences, count_paragraphs, count_bullets)
+
+
+# -- JSON --------------------------------------------------------------------------------------------
+
+
+def _named_fields(text: str) -> list[str]:
+    """The fields a prompt names: "with fields name and age", "keys `title`, `year` and `rating`"."""
+    match = re.search(
+        r"\b(?:with|having|containing|has|the|of)\s+(?:the\s+|these\s+|two\s+|three\s+|four\s+)?"
+        r"(?:fields?|keys?|properties|attributes|entries)\b\s*(?:called|named|:)?\s*([^.?!\n]+)",
+        text,
+        re.IGNORECASE,
+    )
+    if not match:
+        return []
+    fields = []
+    for piece in re.split(r",|\band\b|;", match.group(1)):
+        words = [w.strip("`'\"") for w in piece.split()]
+        words = [w for w in words if w and w.lower() not in ("the", "a", "an", "for", "with", "called", "named")]
+        if 1 <= len(words) <= 2 and re.fullmatch(r"[A-Za-z_][\w-]*", words[0]):
+            fields.append(words[0])
+        elif fields:
+            break
+    return list(dict.fromkeys(fields))
+
+
+def _topic(request: str) -> str:
+    match = re.search(r"\babout\s+(?:the\s+|a\s+|an\s+)?([A-Za-z][\w -]{2,40}?)(?=\s+(?:for|to|with|in)\b|[,.?!\n]|$)",
+                      request)
+    if match:
+        return match.group(1).strip()
+    words = [w for w in _words_of(request) if w not in _STOPWORDS and len(w) > 3]
+    return " ".join(words[:3]) or "the question"
+
+
+def _string_for(name: str, ask: _Prompt) -> str:
+    key = name.lower()
+    topic = _topic(ask.request)
+    known = {
+        "name": "Ada Lovelace", "first_name": "Ada", "last_name": "Lovelace", "city": "Paris",
+        "country": "France", "email": "ada@example.com", "date": "2024-05-01", "language": "Python",
+        "colour": "green", "color": "green", "unit": "mm", "currency": "EUR", "url": "https://example.com",
+    }
+    if key in known:
+        return known[key]
+    if key in ("question", "prompt"):
+        return f"Which statement about the {topic} is true?"
+    if key in ("answer", "correct_answer", "solution"):
+        return "Option A"
+    if key in ("summary", "description", "explanation", "reason", "rationale", "text", "details"):
+        if ask.judged:
+            return _sentence_split(ask.judged)[0]
+        return f"A short {key} about the {topic}."
+    if key in ("title", "headline", "topic", "subject"):
+        return topic[:1].upper() + topic[1:]
+    if key in ("sentiment", "label", "tone", "mood"):
+        return ("positive", "neutral", "negative")[1 - _polarity(ask.judged or ask.request)]
+    if key in ("category", "type", "kind"):
+        return "general"
+    words = [w for w in _words_of(ask.request) if w not in _STOPWORDS and len(w) > 3][:3]
+    return " ".join(words) or key.replace("_", " ")
+
+
+def _number_for(name: str, integer: bool) -> int | float:
+    key = name.lower()
+    if "age" in key.split("_") or key == "age":
+        return 36
+    if "year" in key:
+        return 2024
+    if "population" in key:
+        return 2_100_000
+    if any(word in key for word in ("price", "cost", "amount", "total")):
+        return 12 if integer else 9.99
+    if any(word in key for word in ("score", "rating", "stars")):
+        return 4 if integer else 4.5
+    if any(word in key for word in ("percent", "probability", "confidence")):
+        return 80 if integer else 0.8
+    return 3 if integer else 3.5
+
+
+def _kind_of_field(name: str) -> str:
+    key = name.lower()
+    if re.search(r"(?:^|_)(?:age|year|count|number|num|n|population|size|rank|id|quantity|stars)(?:$|_)", key):
+        return "integer"
+    if re.search(r"price|cost|amount|score|rating|percent|probability|confidence|weight|height", key):
+        return "number"
+    if re.match(r"(?:is|has|can|should)_|^(?:ok|valid|correct|done|active)$", key):
+        return "boolean"
+    if re.search(r"(?:tags|items|list|choices|options|keywords|steps|ingredients|examples|names)$", key):
+        return "array"
+    return "string"
+
+
+def _json_value(rng: random.Random, schema: Any, ask: _Prompt, name: str = "answer") -> Any:
+    """A value of the type that a JSON schema declares, with every listed property for objects; an enum
+    is a choice made from the judged text, a string a phrase that fits the field's name."""
     schema = schema if isinstance(schema, dict) else {}
     if schema.get("enum"):
-        return rng.choice(schema["enum"])  # varied but deterministic: the same prompt, the same choice
-    kind = schema.get("type", "string")
+        options = [str(o) for o in schema["enum"]]
+        chosen = _choose(options, ask.judged or ask.request, ask.instruction)
+        return schema["enum"][options.index(chosen)]
+    kind = schema.get("type", _kind_of_field(name))
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         properties = schema.get("properties") or {}
         names = list(properties) + [n for n in schema.get("required") or [] if n not in properties]
-        return {name: _json_value(rng, properties.get(name)) for name in names}
+        return {field: _json_value(rng, properties.get(field), ask, field) for field in names}
     if kind == "array":
-        return [_json_value(rng, schema.get("items", {"type": "string"}))]
-    simple = {"number": 3.5, "integer": 3, "boolean": True, "null": None}
-    return simple[kind] if kind in simple else " ".join(rng.choices(_VOCABULARY, k=3))
+        count = re.search(rf"\b{_COUNT}\s+(?:\w+\s+)?{re.escape(name.lower().rstrip('s'))}", ask.request, re.I)
+        size = _number(count.group(1)) if count else 3
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
+        if items.get("type", "string") == "string" and not items.get("enum"):
+            if name.lower() in ("choices", "options", "answers"):
+                return [f"Option {chr(65 + i)}" for i in range(min(size, 26))]
+            words = [w for w in _words_of(ask.request) if w not in _STOPWORDS and len(w) > 3]
+            return [(words[i] if i < len(words) else f"item {i + 1}") for i in range(size)]
+        return [_json_value(rng, items, ask, name.rstrip("s")) for _ in range(size)]
+    if kind == "integer":
+        return _number_for(name, True)
+    if kind == "number":
+        return _number_for(name, False)
+    if kind == "boolean":
+        return True if not ask.judged else _polarity(ask.judged) >= 0
+    if kind == "null":
+        return None
+    return _string_for(name, ask)
 
 
-def _json_answer(rng: random.Random, model: str, lead: str, schema: dict | None) -> str:
+def _json_answer(rng: random.Random, model: str, lead: str, schema: dict | None, ask: _Prompt) -> str:
     if schema is not None:
-        value = _json_value(rng, {"type": "object", **schema})
+        value = _json_value(rng, {"type": "object", **schema}, ask)
+    elif fields := _named_fields(ask.request):
+        value = {field: _json_value(rng, None, ask, field) for field in fields}
+    elif options := _options(ask.instruction):
+        value = {"answer": _case_like(_choose(options, ask.judged, ask.instruction), options)}
     else:
         answer = (lead + " " + _filler(rng, rng.randint(8, 16))).strip()
         value = {"answer": answer, "model": model, "words": len(answer.split())}
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _markdown_blocks(rng: random.Random, prompt: str) -> list[str]:
+# -- code --------------------------------------------------------------------------------------------
+
+_LANGUAGES = {  # a word in the prompt -> the fence's language
+    "python": "python", "javascript": "javascript", "js": "javascript", "node": "javascript",
+    "typescript": "typescript", "sql": "sql", "bash": "bash", "shell": "bash", "r": "r",
+}
+_WANTS_CODE = re.compile(
+    r"\b(?:write|implement|create|define|code|make)\s+(?:me\s+)?(?:a|an|the|some)?\s*"
+    r"(?:small\s+|short\s+|simple\s+|quick\s+|tiny\s+)?(?:python\s+|javascript\s+|js\s+|typescript\s+|sql\s+|bash\s+"
+    r"|shell\s+|r\s+)?(?:function|script|program|class|method|query|snippet|code|regex|one-liner)\b",
+    re.IGNORECASE,
+)
+# (pattern, function name, python body, javascript body); {name} is the function's name
+_RECIPES = (
+    (r"revers\w*", "reverse_string", "text: str", "str",
+     '"""Return the text with its characters in reverse order."""\n    return text[::-1]', '"notebook"',
+     "return text.split('').reverse().join('');"),
+    (r"palindrome", "is_palindrome", "text: str", "bool",
+     '"""True if the text reads the same backwards, ignoring case and spaces."""\n'
+     '    letters = [c.lower() for c in text if c.isalnum()]\n    return letters == letters[::-1]',
+     '"Never odd or even"', "const s = text.toLowerCase().replace(/[^a-z0-9]/g, '');\n"
+     "  return s === s.split('').reverse().join('');"),
+    (r"factorial", "factorial", "n: int", "int",
+     '"""n! = 1 * 2 * ... * n, for n >= 0."""\n    if n < 0:\n        raise ValueError("n must be 0 or more")\n'
+     "    result = 1\n    for k in range(2, n + 1):\n        result *= k\n    return result", "5",
+     "let result = 1;\n  for (let k = 2; k <= n; k++) result *= k;\n  return result;"),
+    (r"fibonacci", "fibonacci", "n: int", "list[int]",
+     '"""The first n Fibonacci numbers."""\n    numbers = []\n    a, b = 0, 1\n    for _ in range(n):\n'
+     "        numbers.append(a)\n        a, b = b, a + b\n    return numbers", "10",
+     "const out = [];\n  let [a, b] = [0, 1];\n  for (let i = 0; i < n; i++) { out.push(a); [a, b] = [b, a + b]; }\n"
+     "  return out;"),
+    (r"primes?\b", "is_prime", "n: int", "bool",
+     '"""True if n is a prime number."""\n    if n < 2:\n        return False\n'
+     "    return all(n % k for k in range(2, int(n ** 0.5) + 1))", "97",
+     "if (n < 2) return false;\n  for (let k = 2; k * k <= n; k++) if (n % k === 0) return false;\n  return true;"),
+    (r"vowels?", "count_vowels", "text: str", "int",
+     '"""How many vowels (a, e, i, o, u) the text has."""\n    return sum(1 for c in text.lower() if c in "aeiou")',
+     '"Jupyter notebook"', "return (text.match(/[aeiou]/gi) || []).length;"),
+    (r"count\w*\s+(?:the\s+)?words|word\s+count", "count_words", "text: str", "int",
+     '"""How many words the text has."""\n    return len(text.split())', '"to be or not to be"',
+     "return text.split(/\\s+/).filter(Boolean).length;"),
+    (r"average|\bmean\b", "average", "values: list[float]", "float",
+     '"""The arithmetic mean of the values."""\n    if not values:\n        raise ValueError("no values")\n'
+     "    return sum(values) / len(values)", "[3, 4, 5]",
+     "return values.reduce((a, b) => a + b, 0) / values.length;"),
+    (r"\bsums?\b|\btotal\b|add\s+up", "sum_values", "values: list[float]", "float",
+     '"""The sum of the values."""\n    total = 0\n    for value in values:\n        total += value\n    return total',
+     "[1, 2, 3]", "return values.reduce((a, b) => a + b, 0);"),
+    (r"\bmax\w*|largest|biggest", "largest", "values: list[float]", "float",
+     '"""The largest of the values."""\n    return max(values)', "[3, 9, 4]", "return Math.max(...values);"),
+    (r"\bmin\w*|smallest", "smallest", "values: list[float]", "float",
+     '"""The smallest of the values."""\n    return min(values)', "[3, 9, 4]", "return Math.min(...values);"),
+    (r"\bsort", "sort_values", "values: list", "list",
+     '"""The values in ascending order (a new list)."""\n    return sorted(values)', "[3, 1, 2]",
+     "return [...values].sort((a, b) => a - b);"),
+    (r"fahrenheit|celsius", "celsius_to_fahrenheit", "celsius: float", "float",
+     '"""Degrees Celsius in degrees Fahrenheit."""\n    return celsius * 9 / 5 + 32', "100",
+     "return celsius * 9 / 5 + 32;"),
+    (r"fizz\s*buzz", "fizzbuzz", "n: int", "list[str]",
+     '"""FizzBuzz from 1 to n."""\n    out = []\n    for k in range(1, n + 1):\n'
+     '        out.append("FizzBuzz" if k % 15 == 0 else "Fizz" if k % 3 == 0 else "Buzz" if k % 5 == 0 else str(k))\n'
+     "    return out", "15",
+     "return Array.from({length: n}, (_, i) => (i + 1) % 15 === 0 ? 'FizzBuzz' : (i + 1) % 3 === 0 ? 'Fizz'"
+     " : (i + 1) % 5 === 0 ? 'Buzz' : String(i + 1));"),
+    (r"duplicates?|unique", "unique", "values: list", "list",
+     '"""The values without duplicates, in their first order."""\n    return list(dict.fromkeys(values))',
+     "[1, 2, 2, 3, 1]", "return [...new Set(values)];"),
+    (r"even\b", "is_even", "n: int", "bool", '"""True if n is even."""\n    return n % 2 == 0', "4",
+     "return n % 2 === 0;"),
+)
+
+
+def _language(text: str) -> str:
+    for word in re.findall(r"[A-Za-z+#]+", text):
+        low = word.lower()
+        if low == "r" and word != "R":
+            continue
+        if low in _LANGUAGES:
+            return _LANGUAGES[low]
+    return "python"
+
+
+def _task(request: str) -> str:
+    """What the code should do: the words after "that", "which" or "to", as a phrase."""
+    match = re.search(r"\b(?:that|which|to|for)\s+(.+?)(?:[.?!\n]|$)", request)
+    return (match.group(1) if match else request).strip()
+
+
+def _snake_name(task: str) -> str:
+    words = [w for w in _words_of(task) if w not in _STOPWORDS and w.isalpha()][:3]
+    if words and words[0].endswith("s") and len(words[0]) > 3 and not words[0].endswith("ss"):
+        words[0] = words[0][:-1]  # "reverses" -> "reverse", "cleans" -> "clean"
+    return "_".join(words) or "solve"
+
+
+def _code_answer(ask: _Prompt) -> str:
+    """One fenced block in the language asked; Python always parses."""
+    language = _language(ask.request)
+    text = ask.request
+    frames = _context_frames(ask.context)
+    recipe = next((r for r in _RECIPES if re.search(r[0], text, re.IGNORECASE)), None)
+    name = None
+    if recipe is not None:
+        _, name, parameters, returns, body, example, js_body = recipe
+    if language == "python" and frames and (name is None or not _has_word(text, "function|def")):
+        return f"```python\n{_pandas_code(ask.request, frames)}\n```"
+    if language == "sql":
+        table = re.search(r"\b(?:from|in|of)\s+(?:the\s+)?(\w+)\s+table\b|\btable\s+(\w+)", text, re.I)
+        table_name = next((g for g in table.groups() if g), "items") if table else "items"
+        return f"```sql\nSELECT *\nFROM {table_name}\nLIMIT 10;\n```"
+    if language == "bash":
+        return '```bash\n#!/usr/bin/env bash\nset -euo pipefail\necho "Done: ' + _task(text).replace('"', "") + '"\n```'
+    if name is None:
+        task = _task(text)
+        name = _snake_name(task)
+        parameters, returns, example = "value", "object", "None"
+        body = f'"""{task[:1].upper() + task[1:].rstrip(".")}."""\n    result = value\n    return result'
+        js_body = "return value;"
+    if language in ("javascript", "typescript"):
+        camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), name)
+        params = ", ".join(p.split(":")[0].strip() for p in parameters.split(","))
+        return f"```{language}\nfunction {camel}({params}) {{\n  {js_body}\n}}\n\nconsole.log({camel}({example}));\n```"
+    if language == "r":
+        params = ", ".join(p.split(":")[0].strip() for p in parameters.split(","))
+        return f"```r\n{name} <- function({params}) {{\n  {params.split(',')[0]}\n}}\n```"
+    call = "" if example == "None" else f"\n\n\nprint({name}({example}))"
+    return f"```python\ndef {name}({parameters}) -> {returns}:\n    {body}{call}\n```"
+
+
+# -- context and fix ---------------------------------------------------------------------------------
+
+
+class _Frame(NamedTuple):
+    name: str
+    rows: int
+    columns: list[tuple[str, str]]  # (name, dtype)
+
+
+def _context_items(context: str) -> list[tuple[str, str]]:
+    """(name, one-line summary) of every object in a context section."""
+    return re.findall(r"^`([^`\n]+)` — ([^\n]+)$", context, re.MULTILINE)
+
+
+def _context_frames(context: str) -> list[_Frame]:
+    """The DataFrames in a context section, with their columns."""
+    frames = []
+    for match in re.finditer(r"^`([^`\n]+)` — pandas DataFrame: ([\d,]+) rows? × [\d,]+ columns?\n(`{3,})text\n(.*?)^\3$",
+                             context, re.MULTILINE | re.DOTALL):
+        block = match.group(4)
+        listing = re.search(r"^columns \(dtype, nulls\):\n((?:  .*\n)+)", block, re.MULTILINE)
+        columns = []
+        for line in (listing.group(1).splitlines() if listing else []):
+            column = re.fullmatch(r"  (.+): (\S+), [\d,]+ nulls?", line)
+            if column:
+                columns.append((column.group(1), column.group(2)))
+        frames.append(_Frame(match.group(1), int(match.group(2).replace(",", "")), columns))
+    return frames
+
+
+def _context_sentence(context: str) -> str:
+    """What the answer says about the context it was sent."""
+    parts = []
+    frames = {frame.name: frame for frame in _context_frames(context)}
+    for name, summary in _context_items(context):
+        frame = frames.get(name)
+        if frame is not None:
+            columns = ", ".join(f"`{column}` ({dtype})" for column, dtype in frame.columns)
+            parts.append(f"`{name}` is a DataFrame of {frame.rows:,} rows with the columns {columns}")
+        elif name.startswith("cells:"):
+            parts.append(f"I read {summary}")
+        elif name == "error":
+            parts.append(f"the last error was {summary.split(': ', 1)[-1]}")
+        else:
+            parts.append(f"`{name}` is {summary[:1].lower() + summary[1:]}")
+    if not parts:
+        return ""
+    return "From the notebook context: " + "; ".join(parts) + "."
+
+
+def _numeric_columns(frame: _Frame) -> list[str]:
+    return [name for name, dtype in frame.columns if re.match(r"(?:int|float|uint|Int|Float)", dtype)]
+
+
+def _pandas_code(request: str, frames: list[_Frame]) -> str:
+    frame = frames[0]
+    mentioned = [c for c, _ in frame.columns if re.search(rf"\b{re.escape(c)}\b", request, re.IGNORECASE)]
+    numeric = _numeric_columns(frame)
+    value = next((c for c in mentioned if c in numeric), numeric[0] if numeric else None)
+    group = next((c for c in mentioned if c != value and c not in numeric), None)
+    if group is None:
+        group = next((c for c, dtype in frame.columns if dtype in ("object", "category", "string")), None)
+    lines = ["import matplotlib.pyplot as plt", ""] if _has_word(request, r"plot|chart|graph|histogram") else []
+    if value and group and _has_word(request, r"per|by|each|group\w*|average|mean|compare"):
+        lines += [f'summary = {frame.name}.groupby("{group}")["{value}"].mean().sort_values()']
+        if lines[0].startswith("import"):
+            lines += [f'summary.plot.barh(title="Mean {value} per {group}")', "plt.show()"]
+        else:
+            lines += ["summary"]
+    elif value and _has_word(request, r"plot|chart|graph|histogram|distribution"):
+        lines += [f'{frame.name}["{value}"].plot.hist(bins=10, title="{value}")', "plt.show()"]
+    else:
+        lines += [f"{frame.name}.describe(include=\"all\")"]
+    return "\n".join(lines)
+
+
+class _Failure(NamedTuple):
+    code: str
+    error_type: str
+    message: str
+    line: int | None
+
+
+def _failure(request: str) -> _Failure | None:
+    """The failing cell and its error, from the prompt `%aihubmix fix` builds."""
+    if _FIX_HEADING not in request:
+        return None
+    cell = re.search(rf"^{_CELL_LABEL}[^\n]*:\n(`{{3,}})python\n(.*?)\n\1$", request, re.MULTILINE | re.DOTALL)
+    error = re.search(rf"^{_ERROR_LABEL}[^\n]*:\n(`{{3,}})text\n(.*?)\n\1$", request, re.MULTILINE | re.DOTALL)
+    if not error:
+        return None
+    traceback_text = error.group(2)
+    last = next((line for line in reversed(traceback_text.splitlines()) if re.match(r"\w[\w.]*(?::|$)", line)), "")
+    error_type, _, message = last.partition(":")
+    # the innermost frame in the failing cell itself (a function it calls may come from another cell)
+    number = re.search(r"failed \(In \[(\d+)\]\)", request)
+    frames = re.findall(r"Cell In\[(\d+)\], line (\d+)", traceback_text)
+    own = [line for cell_number, line in frames if number and cell_number == number.group(1)]
+    line = own[-1] if own else frames[0][1] if frames else None
+    return _Failure(cell.group(2) if cell else "", error_type.strip(), message.strip(),
+                    int(line) if line else None)
+
+
+def _close_match(word: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(word, [c for c in candidates if c != word], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
+    """Explanation (and, unless a hint or an explanation alone is asked for, the corrected cell)."""
+    hint = _has_word(ask.system, "hints?")
+    explain_only = re.search(r"do not (?:write|give|show) (?:the )?(?:corrected|fixed) code", ask.system, re.I)
+    error = f"`{failure.error_type}: {failure.message}`" if failure.message else f"`{failure.error_type}`"
+    where = f"line {failure.line}" if failure.line else "the cell"
+    code_lines = failure.code.splitlines()
+    failing_line = code_lines[failure.line - 1].strip() if failure.line and failure.line <= len(code_lines) else ""
+    frames = _context_frames(ask.context)
+    columns = [c for frame in frames for c, _ in frame.columns]
+    names_in_code = sorted(set(re.findall(r"\b[A-Za-z_]\w*\b", failure.code)))
+    context_names = [name for name, _ in _context_items(ask.context)]
+    wrong = right = None
+    explanation = f"The cell fails at {where} with {error}."
+    quoted = re.search(r"'([^']+)'", failure.message)
+    if failure.error_type == "NameError" and quoted:
+        wrong = quoted.group(1)
+        right = _close_match(wrong, names_in_code + context_names)
+        explanation += f" Python does not know the name `{wrong}`: nothing of that name is defined when that line runs."
+    elif failure.error_type == "KeyError" and quoted:
+        wrong = quoted.group(1)
+        right = _close_match(wrong, columns)
+        where_from = f" `{frames[0].name}` has the columns {', '.join(f'`{c}`' for c in columns)}." if frames else ""
+        explanation += f" There is no key or column `{wrong}`.{where_from}"
+    elif failure.error_type == "AttributeError" and quoted:
+        attribute = re.findall(r"'([^']+)'", failure.message)[-1]
+        wrong = attribute
+        right = _close_match(attribute, columns + names_in_code)
+        explanation += f" The object has no attribute `{attribute}`."
+    elif failure.error_type in ("ModuleNotFoundError", "ImportError") and quoted:
+        explanation += f" The package `{quoted.group(1)}` is not installed in this kernel's environment."
+    elif failure.error_type == "ZeroDivisionError":
+        explanation += " A number is divided by zero there: check that the divisor cannot be 0 (an empty list?)."
+    elif failure.error_type == "TypeError":
+        explanation += " An operation got a value of a type it cannot handle: check the types of the values there."
+    elif failure.error_type in ("SyntaxError", "IndentationError"):
+        explanation += " Python cannot read the code there: check brackets, quotes, colons and indentation."
+    elif failure.error_type == "IndexError":
+        explanation += " An index is past the end of a sequence: check its length first."
+    if right:
+        explanation += f" It looks like a typo for `{right}`."
+    if hint:
+        look = f" Look closely at `{failing_line}`." if failing_line else ""
+        if wrong:
+            look += f" Which names does the cell define, and how is `{wrong}` spelt there?"
+        return f"**Hint:** the error is {error}.{look} Read the last line of the traceback again, then try once more."
+    if explain_only:
+        fix = f" Change `{wrong}` to `{right}` and run the cell again." if right else ""
+        return explanation + fix
+    if right and wrong:
+        fixed = re.sub(rf"(?<![\w.]){re.escape(wrong)}(?!\w)" if failure.error_type == "NameError"
+                       else rf"(?<=[.'\"]){re.escape(wrong)}(?=['\"]|\b)", right, failure.code)
+        change = f"Here is the cell with `{wrong}` changed to `{right}`:"
+    elif failure.error_type in ("ModuleNotFoundError", "ImportError") and quoted:
+        fixed = f"%pip install {quoted.group(1).split('.')[0]}\n{failure.code}"
+        change = "Install it first, then run the cell again:"
+    else:
+        fixed_lines = list(code_lines)
+        if failure.line and failure.line <= len(fixed_lines):
+            fixed_lines[failure.line - 1] += f"  # <- {failure.error_type} here"
+        fixed = "\n".join(fixed_lines)
+        change = "Here is the cell with the line to change marked; fix it as described above:"
+    fence = "```" if "```" not in fixed else "~~~~"
+    return f"{explanation}\n\n{change}\n\n{fence}python\n{fixed}\n{fence}"
+
+
+# -- the answer --------------------------------------------------------------------------------------
+
+
+def _shaped_text(rng: random.Random, shape: _Shape, ask: _Prompt) -> list[str] | None:
+    """Paragraphs for a prompt that asks for a length (sentences, paragraphs, words), or None."""
+    if shape.max_words and ask.judged and _has_word(ask.instruction, _SUMMARY):
+        words = _sentence_split(ask.judged)[0].rstrip(".!?;").split()[: shape.max_words]
+        return [" ".join(words) + "."]
+    if _has_word(ask.instruction, _SUMMARY) and ask.judged:
+        count = shape.sentences or 1
+        return [" ".join(_sentence_split(ask.judged)[:count])]
+    if shape.max_words:
+        words = rng.choices(_VOCABULARY, k=max(1, min(shape.max_words, 12)))
+        sentence = " ".join(words)
+        return [sentence[:1].upper() + sentence[1:] + "."]
+    if shape.sentences:
+        return [" ".join(_filler(rng, rng.randint(6, 11)) for _ in range(min(shape.sentences, 20)))]
+    if shape.paragraphs:
+        return [_filler(rng, rng.randint(25, 45)) for _ in range(min(shape.paragraphs, 10))]
+    return None
+
+
+def _choice_answer(options: list[str], shape: _Shape, ask: _Prompt) -> str:
+    chosen = _case_like(_choose(options, ask.judged, ask.instruction), options)
+    if shape.one_word and not _has_word(ask.request, r"reason|why|explain|because|justify"):
+        return chosen
+    reason = "" if chosen.lower() in ("yes", "no", "true", "false", "maybe") else _reason(chosen, ask.judged)
+    return f"{chosen[:1].upper() + chosen[1:]} — {reason}" if reason else chosen
+
+
+@functools.lru_cache(maxsize=8)  # long answers take tens of MB
+def _answer_tokens(
+    model: str, prompt: str, images: int, json_mode: bool, schema_text: str | None, unicode_sample: bool,
+    system: str = "",
+) -> tuple[str, ...]:
+    """The tokens of the answer; the same arguments always give the same answer."""
+    rng = random.Random(zlib.crc32(f"{model}\n{prompt}".encode()))
+    lead_sentences = [f"I see {images} image(s)."] if images else []
+    if unicode_sample:
+        lead_sentences.append(_UNICODE_SAMPLE)
+    lead = " ".join(lead_sentences)
+    ask = _parse_prompt(prompt, system)
+    failure = _failure(ask.request)
+    if failure is not None:
+        return tuple(_tokenize(_fix_answer(failure, ask)))
+    if json_mode or schema_text is not None or _has_word(ask.request, "json"):
+        schema = json.loads(schema_text) if schema_text is not None else None
+        return tuple(_tokenize(_json_answer(rng, model, lead, schema, ask)))
+    if _WANTS_CODE.search(ask.request) or re.search(r"fenced code block", system, re.IGNORECASE):
+        return tuple(_tokenize(_code_answer(ask)))
+    shape = _shape(ask.request + "\n" + system)
+    options = _options(ask.instruction)
+    if options and not lead:
+        return tuple(_tokenize(_choice_answer(options, shape, ask)))
+    if shape.one_word and not lead:
+        return tuple(_tokenize(rng.choice(_VOCABULARY).capitalize()))
+
+    blocks = [f"*Simulated answer from {model}.*"]
+    if _has_word(ask.request, "headings?"):
+        blocks.insert(0, "## " + " ".join(rng.choices(_VOCABULARY, k=3)).title())
+    if ask.context and (sentence := _context_sentence(ask.context)):
+        blocks.append(sentence)
+    words = re.search(r"\bwords=(\d+)", ask.request, re.IGNORECASE)
+    shaped = _shaped_text(rng, shape, ask)
+    if words:
+        paragraphs = [lead] if lead else []
+        remaining = min(int(words.group(1)), _MAX_WORDS)
+        while remaining > 0:
+            size = min(remaining, rng.randint(40, 80))
+            paragraphs.append(_filler(rng, size))
+            remaining -= size
+    elif shaped is not None:
+        paragraphs = ([lead] if lead else []) + shaped
+    elif shape.bullets:
+        paragraphs = [lead] if lead else []
+    else:
+        opening = f'You asked: "{_quote(ask.request)}".' if ask.request.strip() else "You asked nothing in particular."
+        first = " ".join(part for part in (opening, lead) if part)
+        paragraphs = [first + " " + _filler(rng, rng.randint(25, 45) - len(first.split()))]
+        if rng.random() < 0.5:
+            paragraphs.append(_filler(rng, rng.randint(25, 45)))
+    blocks += paragraphs + _markdown_blocks(rng, ask.request, shape)
+    return tuple(_tokenize("\n\n".join(blocks)))
+
+
+def _markdown_blocks(rng: random.Random, prompt: str, shape: _Shape) -> list[str]:
     """The extra blocks that directives in the prompt ask for."""
     blocks = []
     if _has_word(prompt, "bold"):
         blocks.append(f"This sentence has **bold text** about the {' '.join(rng.choices(_VOCABULARY, k=2))}.")
-    if _has_word(prompt, "lists?|bullets?"):
-        blocks.append("\n".join(f"- {_filler(rng, rng.randint(3, 6))}" for _ in range(3)))
+    if shape.bullets is not None:
+        count = min(shape.bullets or 3, 50)
+        blocks.append("\n".join(f"- {_filler(rng, rng.randint(3, 6))}" for _ in range(count)))
     if _has_word(prompt, "tables?"):
         rows = [f"| {rng.choice(_VOCABULARY)} | {rng.randint(1, 99)} |" for _ in range(3)]
         blocks.append("\n".join(["| Name | Value |", "| --- | --- |", *rows]))
@@ -286,41 +1123,6 @@ def _markdown_blocks(rng: random.Random, prompt: str) -> list[str]:
             f"    return total * {rng.randint(2, 9)}\n```"
         )
     return blocks
-
-
-@functools.lru_cache(maxsize=8)  # long answers take tens of MB
-def _answer_tokens(
-    model: str, prompt: str, images: int, json_mode: bool, schema_text: str | None, unicode_sample: bool
-) -> tuple[str, ...]:
-    """The tokens of the answer; the same arguments always give the same answer."""
-    rng = random.Random(zlib.crc32(f"{model}\n{prompt}".encode()))
-    lead_sentences = [f"I see {images} image(s)."] if images else []
-    if unicode_sample:
-        lead_sentences.append(_UNICODE_SAMPLE)
-    lead = " ".join(lead_sentences)
-    if json_mode or schema_text is not None:
-        schema = json.loads(schema_text) if schema_text is not None else None
-        return tuple(_tokenize(_json_answer(rng, model, lead, schema)))
-
-    blocks = [f"*Simulated answer from {model}.*"]
-    if _has_word(prompt, "headings?"):
-        blocks.insert(0, "## " + " ".join(rng.choices(_VOCABULARY, k=3)).title())
-    words = re.search(r"\bwords=(\d+)", prompt, re.IGNORECASE)
-    if words:
-        paragraphs = [lead] if lead else []
-        remaining = min(int(words.group(1)), _MAX_WORDS)
-        while remaining > 0:
-            size = min(remaining, rng.randint(40, 80))
-            paragraphs.append(_filler(rng, size))
-            remaining -= size
-    else:
-        opening = f'You asked: "{_quote(prompt)}".' if prompt.strip() else "You asked nothing in particular."
-        first = " ".join(part for part in (opening, lead) if part)
-        paragraphs = [first + " " + _filler(rng, rng.randint(25, 45) - len(first.split()))]
-        if rng.random() < 0.5:
-            paragraphs.append(_filler(rng, rng.randint(25, 45)))
-    blocks += paragraphs + _markdown_blocks(rng, prompt)
-    return tuple(_tokenize("\n\n".join(blocks)))
 
 
 def _reasoning_tokens(model: str, prompt: str) -> tuple[str, ...]:
@@ -342,6 +1144,7 @@ class _Input(NamedTuple):
     words: int
     images: int
     has_tool_result: bool
+    system: str = ""  # the system / developer messages and the instructions, joined
 
 
 def _content_text(content: Any) -> tuple[str, int]:
@@ -369,6 +1172,7 @@ def _read_input(endpoint: str, body: dict) -> _Input:
         if isinstance(items, str):
             items = [{"role": "user", "content": items}]
     prompt, words, images, has_tool_result = "", len(extra_text.split()), 0, False
+    system = [extra_text] if extra_text else []
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
@@ -379,7 +1183,9 @@ def _read_input(endpoint: str, body: dict) -> _Input:
         images += count
         if item.get("role") == "user":
             prompt = text
-    return _Input(prompt, max(1, words), images, has_tool_result)
+        elif item.get("role") in ("system", "developer"):
+            system.append(text)
+    return _Input(prompt, max(1, words), images, has_tool_result, "\n\n".join(system))
 
 
 def _dict(value: Any) -> dict:
@@ -478,7 +1284,8 @@ class _Reply:
         else:
             json_mode = json_mode or _has_word(source.prompt, "json")
             tokens = _answer_tokens(
-                model, source.prompt, source.images, json_mode, schema_text, fault.name == "chunked-utf8"
+                model, source.prompt, source.images, json_mode, schema_text, fault.name == "chunked-utf8",
+                source.system,
             )
         ending = _ENDINGS.get(fault.name, "complete")
         limit = _max_tokens(endpoint, body, fault)

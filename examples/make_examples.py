@@ -32,6 +32,11 @@ def code(text: str) -> tuple[str, str]:
     return ("code", text.strip("\n"))
 
 
+def failing(text: str) -> tuple[str, str]:
+    """A code cell that raises on purpose (tagged `raises-exception`, so the notebook runs on)."""
+    return ("failing", text.strip("\n"))
+
+
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
 
 NOTEBOOKS["02-control-panel"] = [
@@ -137,8 +142,9 @@ categories we can count and plot. We will
 
 """ + DEMO_NOTE + """
 
-In demo mode the labels are simulated, so don't expect them to agree with the star ratings: the point
-is the workflow. With a real key, the agreement is worth discussing with students.
+In demo mode the labels are simulated: the simulator reads each review with a small list of positive and
+negative words, so its labels mostly agree with the star ratings, as a real model's should. With a real
+key, the reviews where the model and the stars disagree are worth discussing with students.
 """),
     code(SETUP),
     md("""
@@ -155,6 +161,26 @@ import pandas as pd
 df = pd.read_csv("data/reviews.csv")
 print(df.shape)
 df.head()
+"""),
+    md("""
+## Ask about the data itself: `--context df`
+
+`--context df` puts a compact description of the DataFrame into the prompt: its shape, the columns with
+their dtypes and null counts, `describe()` of the numeric columns and the first 5 rows (never the whole
+table; `settings.context_max_tokens` caps it). The collapsed **Context sent** block above the answer shows
+exactly what was sent.
+"""),
+    code("""
+%%aihubmix --context df
+Which columns could explain a low rating? Suggest two plots to check it.
+"""),
+    md("""
+With `-f code` the answer is code, put into a new cell below; thanks to the context it uses the real
+column names.
+"""),
+    code("""
+%%aihubmix --context df -f code
+Write code to plot the mean rating per product.
 """),
     md("""
 ## One review first
@@ -260,7 +286,9 @@ students see that models **differ**: in style, in length, in speed and in cost. 
 
 - the same question sent to three models at once, side by side,
 - how *reasoning effort* changes the work a reasoning model does,
-- asking for **structured JSON** (a quiz question) that Python can use directly.
+- asking for **structured JSON** (a quiz question) that Python can use directly,
+- `%aihubmix fix`: an explanation of a student's error, and the corrected code (or only a hint),
+- saved prompts and model aliases, so that a class shares the same prompts.
 
 """ + DEMO_NOTE),
     code(SETUP),
@@ -311,6 +339,7 @@ With `-f json --schema Quiz`, the model must answer with JSON that follows the s
 value is in `last_response().parsed`, ready to use in Python: here, to run a tiny quiz.
 """),
     code("""
+concept = "the water cycle"
 Quiz = {
     "type": "object",
     "properties": {
@@ -332,6 +361,55 @@ print(quiz["question"])
 for letter, choice in zip("ABCD", quiz["choices"]):
     print(f"  {letter}. {choice}")
 print("Answer:", quiz["answer"])
+"""),
+    md("""
+## When a cell fails: `%aihubmix fix`
+
+A student's cell fails. `%aihubmix fix` sends the failing cell, its traceback (as plain text) and a
+description of the notebook names the cell uses; the answer explains the error and the corrected code
+goes into a new cell below (in VS Code and Colab, which cannot insert cells, copy it from the answer).
+"""),
+    failing("""
+def mean(values):
+    return sum(values) / len(value)
+
+mean([12, 15, 9])
+"""),
+    code("%aihubmix fix"),
+    md("""
+For teaching, `settings.fix_style = "hint"` asks for a **hint** instead: where to look and what to check,
+never the corrected code. `%aihubmix fix --explain` explains without any code.
+"""),
+    code("""
+from aihubmix_magic import settings
+
+settings.fix_style = "hint"
+%aihubmix fix
+settings.fix_style = "fix"
+"""),
+    md("""
+## A prompt pack for the class, and model aliases
+
+`%aihubmix save NAME` saves the previous `%%aihubmix` cell (its options and its template) as
+`.aihubmix/prompts/NAME.md` next to the notebook: commit that folder with the course, and every student
+has the same prompts. `%%aihubmix -p NAME` runs one (text in the cell is added; options on the line win),
+`%aihubmix prompts` lists them. An alias names a model for the class: `-m fast`.
+"""),
+    code("""
+%%aihubmix -m gpt-4o-mini -s "You are a patient teacher. Use simple words." -t 0.3
+Explain {concept} to a 12-year-old in three sentences.
+"""),
+    code("""
+%aihubmix save explain-simply
+%aihubmix alias fast gpt-4o-mini
+%aihubmix prompts
+"""),
+    code("""
+concept = "evaporation"
+"""),
+    code("""
+%%aihubmix -p explain-simply -m fast
+Add an everyday example.
 """),
     md("""
 ## Ideas for the classroom
@@ -433,6 +511,8 @@ def build(name: str, cells: list[tuple[str, str]]):
     nb = v4.new_notebook()
     for number, (kind, source) in enumerate(cells):
         cell = v4.new_markdown_cell(source) if kind == "markdown" else v4.new_code_cell(source)
+        if kind == "failing":
+            cell.metadata["tags"] = ["raises-exception"]
         cell.id = f"{name[:2]}-{number:02d}"
         nb.cells.append(cell)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}

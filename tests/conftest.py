@@ -18,9 +18,16 @@ def sim():
         yield server
 
 
+@pytest.fixture(scope="session")
+def _config_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("aihubmix-config")
+
+
 @pytest.fixture(autouse=True)
-def _environment(sim, monkeypatch):
-    """Every test talks to the simulator with a test key; settings are restored afterwards."""
+def _environment(sim, monkeypatch, _config_dir):
+    """Every test talks to the simulator with a test key; settings are restored afterwards. Saved prompts
+    and aliases of the machine's user are out of reach (an empty personal folder)."""
+    monkeypatch.setenv("AIHUBMIX_CONFIG_DIR", str(_config_dir))
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
     saved = settings.values()

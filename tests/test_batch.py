@@ -247,7 +247,10 @@ def test_over_a_dataframe_column_keeps_the_index(sim, ip):
     ip.run_cell_magic("aihubmix", "--over df.review -m sim-echo -o labels", "Positive or negative? {}")
     labels = ip.user_ns["labels"]
     assert isinstance(labels, pd.Series) and list(labels.index) == ["a", "b"]
-    assert 'You asked: "Positive or negative? awful"' in labels["b"]
+    # each item got its own prompt (on the wire), and the simulator's label follows the item
+    sent = sorted(r.body["messages"][-1]["content"] for r in sim.requests)
+    assert sent == ["Positive or negative? awful", "Positive or negative? great"]
+    assert labels["a"].startswith("Positive") and labels["b"].startswith("Negative")
 
 
 def test_over_a_dataframe_with_row_fields(sim, ip):

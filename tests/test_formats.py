@@ -36,7 +36,8 @@ def test_code_goes_into_the_next_cell(ip, sim):
 
 def test_code_without_a_block_is_the_whole_answer(ip):
     ip.rl_next_input = None
-    ip.run_cell_magic("aihubmix", "-f code -e responses", "Say something.")
+    ip.run_cell_magic("aihubmix", "-f code -e responses", "Say something as JSON.")  # raw JSON: no fence
+    assert "```" not in last_response().text
     assert ip.rl_next_input == last_response().text.strip()
 
 

@@ -160,7 +160,7 @@ def test_the_notebook_ran_every_command(executed):
     by_source = {source: text_of(cell) for cell, (source, _) in zip(nb.cells, CELLS, strict=True)}
     assert f"sk-…{CANARY[-4:]}" in by_source["%aihubmix config"]  # shown masked
     assert "Did you mean" in by_source["%%aihubmix -m gpt-4o-mnii\nhi"]
-    leak_check = by_source[CELLS[-1][0]]
+    leak_check = re.sub(r"\s+", " ", by_source[CELLS[-1][0]])  # ipykernel may flush one print in two pieces
     assert "LEAKS 0 OF" in leak_check and "KEY-SET True" in leak_check
     assert int(re.search(r"HELD (\d+)", leak_check).group(1)) >= 25  # every answer of the session was searched
     assert len(requests) > 30
