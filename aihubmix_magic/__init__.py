@@ -13,8 +13,10 @@ Importing the package is light: IPython's magic machinery, ipywidgets and nbform
 """
 
 from ._batch import BatchResults, BatchSummary, batch
+from ._catalog import ModelInfo
 from ._client import Client
 from ._compare import Comparison
+from ._cost import CostEstimate
 from ._exceptions import (
     AihubmixError,
     APIConnectionError,
@@ -24,6 +26,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     BatchInputError,
+    BudgetExceededError,
     ConfigurationError,
     InternalServerError,
     MissingKeyError,
@@ -50,11 +53,14 @@ __all__ = [
     "BatchInputError",
     "BatchResults",
     "BatchSummary",
+    "BudgetExceededError",
     "Client",
     "Comparison",
     "ConfigurationError",
+    "CostEstimate",
     "InternalServerError",
     "MissingKeyError",
+    "ModelInfo",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -70,6 +76,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "model_info",
     "panel",
     "settings",
     "unload_ipython_extension",
@@ -83,6 +90,15 @@ def export_notebook(responses, path):
     from ._notebook import export_notebook as export
 
     return export(responses, path)
+
+
+def model_info(model: str, wait: float = 10.0) -> ModelInfo | None:
+    """What AiHubMix's public model catalog says about `model` (prices per 1M tokens, context, max output,
+    features, input modalities), or None if the catalog is unavailable or does not list it. The catalog
+    is fetched on first use (waiting at most `wait` seconds) and kept on disk for a day."""
+    from ._catalog import lookup
+
+    return lookup(model, wait)
 
 
 _loaded = None

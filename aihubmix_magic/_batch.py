@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from . import _cost
 from ._client import (
     ENDPOINT_PATHS,
     Client,
@@ -73,6 +74,8 @@ class BatchSummary:
     retries: int
     elapsed: float
     partial: bool
+    cost: float | None = None  # USD, estimated from the model catalog's prices; None if no answer has a price
+    budget_reached: bool = False  # items were left unsent because the session budget ran out
 
     @property
     def rate(self) -> float:
@@ -87,12 +90,14 @@ class BatchSummary:
         if self.cached:
             parts.append(f"{self.cached} cached")
         parts.append(f"{self.input_tokens:,} → {self.output_tokens:,} tokens")
+        if self.cost is not None:
+            parts.append(_cost.format_cost(self.cost))
         if self.retries:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
         parts.append(f"{self.elapsed:.2f} s ({self.rate:,.1f}/s)")
         text = "Batch: " + " · ".join(parts)
         if self.partial:
-            text += " · interrupted: partial results"
+            text += " · budget reached: the rest were not sent" if self.budget_reached else " · interrupted: partial results"
         return text
 
 
@@ -123,6 +128,7 @@ def batch(
     *,
     progress: bool | str = True,
     cache: bool | None = None,
+    estimate: bool = False,
     **params: Any,
 ):
     """Send many prompts concurrently; return the answers in input order.
@@ -144,6 +150,11 @@ def batch(
 
     `progress`: True (a widget bar in a notebook, a text line in a terminal), False, "notebook" or
     "terminal". `cache`: None follows `settings.cache`, True/False forces it for this batch.
+
+    `estimate=True` sends nothing and returns a `CostEstimate`: input tokens estimated from the text, output
+    tokens from `max_tokens` (or an assumed 500 per item), at the model catalog's prices. With a session
+    budget (`settings.budget`) a batch is refused (BudgetExceededError) when it is already used up, and stops
+    starting items when it runs out: the finished ones are kept, the rest are "cancelled".
     """
     from . import _session
     from ._settings import settings
@@ -155,6 +166,9 @@ def batch(
     if endpoint not in ENDPOINT_PATHS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
     bodies = [_body(text, endpoint, model or settings.model, settings, params) for text in texts]
+    if estimate:
+        return _cost.estimate_batch(bodies, endpoint)
+    _cost.check_budget()  # BudgetExceededError before anything is sent
 
     client = _session.client()
     client._headers()  # MissingKeyError now, before anything is sent
@@ -278,6 +292,7 @@ class _Run:
         self._task: asyncio.Task | None = None
         self._closed = False
         self._error: BaseException | None = None
+        self.gate = _cost.BudgetGate(endpoint)  # the session budget: may this item still be sent?
 
     def execute(self, view) -> BatchResults:
         todo = list(range(len(self.bodies)))
@@ -337,6 +352,8 @@ class _Run:
             retries=self.retries,
             elapsed=now - self.progress.started,
             partial=partial or "cancelled" in statuses,
+            cost=_cost.total_cost(self.results),
+            budget_reached=self.gate.stopped,
         )
 
     def _count(self, response: Response) -> None:
@@ -396,7 +413,11 @@ class _Run:
 
     async def _worker(self, http: httpx.AsyncClient, queue: Iterator[int]) -> None:
         for number in queue:
+            reservation = self.gate.start(self.bodies[number])
+            if reservation is None:  # the session budget ran out: this item and the rest stay unsent
+                return
             response = await self._request(http, self.bodies[number])
+            self.gate.finish(reservation, response)  # counts its cost in the session's spend
             with self._lock:
                 self.results[number] = response
                 self._count(response)

@@ -103,7 +103,8 @@ class Comparison:
         return iter(self.responses)
 
     def to_dataframe(self):
-        """One row per model: status, tokens, time to first token, tokens/s, elapsed, text, error."""
+        """One row per model: status, tokens, time to first token, tokens/s, elapsed, cost (USD, an
+        estimate), text, error."""
         try:
             import pandas
         except ImportError:
@@ -122,6 +123,7 @@ class Comparison:
                 "time_to_first_token": first,
                 "tokens_per_second": _rate(response),
                 "elapsed": elapsed,
+                "cost": getattr(response, "cost", None),  # USD, an estimate from the catalog's prices
                 "text": str(response) if response is not None else "",
                 "error": str(column.error) if column.error else None,
             })

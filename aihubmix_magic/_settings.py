@@ -52,6 +52,10 @@ class SettingTraits(HasTraits):
     cache_path = Unicode("", help="The cache's SQLite file; empty: $AIHUBMIX_CACHE_PATH or "
                              "~/.cache/aihubmix-magic/responses.sqlite.").tag(config=True)
     template_max_rows = Int(20, help="Rows of a DataFrame put into a prompt by a {template} field.").tag(config=True)
+    budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
+                   "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
+                          "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
     @validate("temperature")
     def _check_temperature(self, proposal):
@@ -93,6 +97,25 @@ class SettingTraits(HasTraits):
         except Exception as exc:
             raise InvalidSettingError(str(exc)) from None
 
+    @validate("budget")
+    def _check_budget(self, proposal):
+        value = proposal["value"]
+        if value is not None and not (0 < value < float("inf")):
+            raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
+                                      f"not {value:g}")
+        return value
+
+    @validate("catalog_url")
+    def _check_catalog_url(self, proposal):
+        value = proposal["value"].strip()
+        if not value:
+            return ""
+        try:
+            return validate_base_url(value)
+        except Exception:
+            raise InvalidSettingError(f"catalog_url {value!r} is not an http(s) URL, e.g. "
+                                      "https://aihubmix.com/api/v1/models") from None
+
 
 def _in_range(name: str, value: float | None, low: float, high: float) -> float | None:
     if value is not None and not low <= value <= high:
@@ -110,6 +133,8 @@ class Settings(SettingTraits):
     demo = Bool(False, help="True while the session talks to the built-in simulator.")
     last_call = Unicode("", help="The footer of the last finished %%aihubmix call (model · endpoint · tokens · "
                                  "time); the control panel's status line shows it.")
+    balance = Unicode("", help="The account's remaining credit as `%aihubmix balance` last found it (empty: "
+                               "unknown); the control panel's status line shows it.")
 
     def __init__(self, **kwargs) -> None:
         env_model = os.environ.get("AIHUBMIX_MODEL")

@@ -18,9 +18,16 @@ def sim():
         yield server
 
 
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory):
+    """The cache directory of the test session (the model catalog is kept there), never the real home's."""
+    return tmp_path_factory.mktemp("cache-home")
+
+
 @pytest.fixture(autouse=True)
-def _environment(sim, monkeypatch):
+def _environment(sim, monkeypatch, cache_home):
     """Every test talks to the simulator with a test key; settings are restored afterwards."""
+    monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(cache_home / "responses.sqlite"))
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
     saved = settings.values()
