@@ -132,8 +132,10 @@ def footer_cost(response) -> str | None:
     return format_cost(response_cost(response)) or None
 
 
-def total_cost(responses: Iterable) -> float | None:
-    """The summed cost of the answers that have one (cached ones cost nothing); None if none has one."""
+def total_cost(responses: Iterable, wait: float = PROMPT_WAIT) -> float | None:
+    """The summed cost of the answers that have one (cached ones cost nothing); None if none has one.
+    Waits at most `wait` seconds (once) for a catalog being fetched."""
+    catalog().ensure(wait)
     costs = [response_cost(r) for r in responses if r is not None]
     known = [c for c in costs if c is not None]
     return sum(known) if known else None
@@ -266,10 +268,16 @@ def _budget_note(spent: float) -> str:
 # -- the budget -----------------------------------------------------------------------------------------------
 def check_budget(wait: float = PROMPT_WAIT) -> None:
     """Raise BudgetExceededError (one line: the budget, the spend, how to raise it) if this session's
-    spend has reached `settings.budget`. Call it before anything is sent."""
+    spend has reached `settings.budget`. Call it before anything is sent. It also starts fetching the
+    model catalog in the background (the answer's cost will need it); with a budget set it waits for it
+    at most `wait` seconds, so that the spend so far is priced."""
     from ._settings import settings
 
     budget = settings.budget
+    try:
+        catalog().ensure(wait if budget is not None else 0.0)
+    except Exception:  # an unusable base URL: the request itself will say so
+        pass
     if budget is None:
         return
     spent = ledger.spent(wait)
@@ -291,11 +299,12 @@ def budget_summary() -> str:
     from ._settings import settings
 
     spent = ledger.spent(0.0)
+    spent_text = format_cost(spent) if spent else "$0"
     if settings.budget is None:
-        return f"No budget (spent {format_cost(spent) or '$0'} this session)."
+        return f"No budget (spent {spent_text} this session)."
     left = settings.budget - spent
     state = f"≈ {format_usd(left)} left" if left > 0 else "used up: the next call will be refused"
-    return f"Budget {format_usd(settings.budget)} · spent {format_cost(spent) or '$0'} · {state}."
+    return f"Budget {format_usd(settings.budget)} · spent {spent_text} · {state}."
 
 
 class BudgetGate:
