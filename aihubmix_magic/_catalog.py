@@ -585,7 +585,7 @@ def parse_models_options(words: list[str]) -> dict:
 def models_listing(models: list[dict], options: dict, current: Catalog | None = None) -> dict:
     """Display data for `%aihubmix models`: the models this key may use (`/v1/models`), with the catalog's
     context, max output, prices per 1M tokens, input modalities and features; one quiet line under it."""
-    from ._cost import format_price
+    from ._cost import format_price, markdown_dollars
 
     current = current or catalog()
     infos = current.refresh() if options["refresh"] else current.ensure(COMMAND_WAIT)
@@ -600,7 +600,8 @@ def models_listing(models: list[dict], options: dict, current: Catalog | None = 
             return _lines(f"No model matches {needle!r} ({len(models)} models in all).")
         table = ["| model | owned by |", "|---|---|"] + [f"| `{i}` | {owners[i]} |" for i in ids]
         plain = [f"{i:<40} {owners[i]}" for i in ids]
-        return {"text/markdown": "\n".join(table) + f"\n\n<sub>{note}</sub>", "text/plain": "\n".join(plain + [note])}
+        return {"text/markdown": "\n".join(table) + f"\n\n<sub>{note}</sub>",
+                "text/plain": "\n".join(plain + [note])}
     rows = []
     for model_id in ids:
         info = find_model(infos, model_id)
@@ -629,9 +630,11 @@ def models_listing(models: list[dict], options: dict, current: Catalog | None = 
         plain.append(f"{model_id:<32} {context:>10} {output:>9} {price_in:>9} {price_out:>9}  {listed}")
     unit = ("Prices are USD per 1M tokens as the catalog lists them (compare them with aihubmix.com); every "
             "cost shown from them is an estimate.")
-    return {"text/markdown": "\n".join(table) + f"\n\n<sub>{unit} {note}</sub>",
+    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{unit} {note}</sub>"),
             "text/plain": "\n".join(plain + [unit, note])}
 
 
 def _lines(text: str) -> dict:
-    return {"text/markdown": text, "text/plain": text}
+    from ._cost import markdown_dollars
+
+    return {"text/markdown": markdown_dollars(text), "text/plain": text}

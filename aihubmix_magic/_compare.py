@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from . import _session
+from ._cost import markdown_dollars
 from ._exceptions import AihubmixError, StreamInterruptedError
 
 __all__ = ["Comparison", "parse_models", "run_comparison"]
@@ -323,7 +324,7 @@ def grid_markdown(columns: list[Column], *, final: bool, status_line: str | None
             footer = "failed before any answer"
         else:
             footer = f"streaming… {sum(map(len, column.parts)):,} characters"
-        lines.append(f'<td valign="top"><sub>{html.escape(footer)}</sub></td>')
+        lines.append(f'<td valign="top"><sub>{markdown_dollars(html.escape(footer))}</sub></td>')  # costs: no math
     lines += ["</tr>", "</table>"]
     return "\n".join(lines)
 

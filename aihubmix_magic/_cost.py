@@ -49,6 +49,7 @@ __all__ = [
     "format_price",
     "format_usd",
     "ledger",
+    "markdown_dollars",
     "record",
     "response_cost",
     "spend_table",
@@ -122,6 +123,12 @@ def format_price(price: float | None) -> str:
     if price == 0:
         return "free"
     return f"${price:,.4f}".rstrip("0").rstrip(".") if price < 0.01 else f"${price:,.2f}"
+
+
+def markdown_dollars(text: str) -> str:
+    """`$` as `&#36;` for Markdown output: Jupyter reads two dollar signs in one block (a table, a row of
+    footers) as LaTeX math and mangles what lies between them; the entity shows as a plain `$`."""
+    return text.replace("$", "&#36;")
 
 
 def footer_cost(response) -> str | None:
@@ -226,7 +233,7 @@ def spend_table() -> dict:
     rows = ledger.by_model(PROMPT_WAIT)
     if not rows:
         text = "No calls yet this session: nothing spent." + _budget_note(0.0)
-        return {"text/markdown": text, "text/plain": text}
+        return {"text/markdown": markdown_dollars(text), "text/plain": text}
     table = ["| model | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
     plain = [f"{'model':<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
     total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0, "unpriced": 0}
@@ -248,7 +255,8 @@ def spend_table() -> dict:
         count = total["unpriced"]
         notes.append(f"{count} call{'s' * (count != 1)} had no usage or no known price and count $0 (marked +?).")
     note = " ".join(notes) + _budget_note(total["usd"])
-    return {"text/markdown": "\n".join(table) + f"\n\n<sub>{note}</sub>", "text/plain": "\n".join(plain + [note])}
+    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{note}</sub>"),
+            "text/plain": "\n".join(plain + [note])}
 
 
 def _usd_cell(row: dict) -> str:
@@ -396,7 +404,7 @@ class CostEstimate:
         return f"<CostEstimate {self}>"
 
     def _repr_markdown_(self) -> str:
-        return str(self)
+        return markdown_dollars(str(self))
 
 
 def estimate_batch(bodies: list[dict], endpoint: str) -> CostEstimate:

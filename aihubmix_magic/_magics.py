@@ -255,7 +255,7 @@ class AihubmixMagics(Magics, SettingTraits):
             from IPython.display import display
 
             for note in notes:
-                display({"text/markdown": f"⚠ {note}", "text/plain": f"⚠ {note}"}, raw=True)
+                display({"text/markdown": _cost.markdown_dollars(f"⚠ {note}"), "text/plain": f"⚠ {note}"}, raw=True)
         else:
             print("\n".join(f"⚠ {note}" for note in notes), flush=True)
         return notes
@@ -293,7 +293,7 @@ class AihubmixMagics(Magics, SettingTraits):
         from IPython.display import display
 
         if args.estimate:  # a CostEstimate: nothing was sent
-            display({"text/markdown": str(results), "text/plain": str(results)}, raw=True)
+            display({"text/markdown": results._repr_markdown_(), "text/plain": str(results)}, raw=True)
             return None
         display(results_table(results, out=args.out), raw=True)
         return None

@@ -429,8 +429,10 @@ def test_estimate_tokens():
 def test_models_lists_context_prices_and_features(ip, sim):
     ip.run_line_magic("aihubmix", "models claude")
     markdown = ip.display_pub.outputs()[-1]["text/markdown"]
-    assert "| model | context | max output | input $ / 1M | output $ / 1M | input | features |" in markdown
-    assert "| `claude-sonnet-4-5` | 200,000 | 64,000 | $3.00 | $15.00 | image, pdf, text | " in markdown
+    assert "| model | context | max output | input &#36; / 1M | output &#36; / 1M | input | features |" in markdown
+    assert "| `claude-sonnet-4-5` | 200,000 | 64,000 | &#36;3.00 | &#36;15.00 | image, pdf, text | " in markdown
+    assert "$" not in markdown  # Jupyter would read two dollar signs as LaTeX math and mangle the table
+    assert re.search(r"^claude-sonnet-4-5 +200,000 +64,000 +\$3\.00 +\$15\.00 ", plain_outputs(ip)[-1], re.M)
     assert "gpt-4o-mini" not in markdown and "USD per 1M tokens" in markdown
     assert len(sim.requests) == 1 and sim.requests[0].path == "/v1/models"  # the key's list, with the key
 

@@ -154,6 +154,9 @@ def test_each_compare_column_has_its_cost(ip, sim):
         assert f"{response.model} · chat · {response.usage.input_tokens:,} → {response.usage.output_tokens:,} " \
                f"tokens · {format_cost(response.cost)} · " in grid
     assert comparison["sim-echo"].cost is None
+    # two dollar signs in one Markdown table are LaTeX math to Jupyter: the footers' are written as &#36;
+    markdown = ip.display_pub.outputs()[-1]["text/markdown"]
+    assert "$" not in markdown and markdown.count("&#36;") == 2
     frame = comparison.to_dataframe()
     assert frame.loc["claude-sonnet-4-5", "cost"] == pytest.approx(comparison["claude-sonnet-4-5"].cost)
     assert {row["model"] for row in _cost.ledger.by_model()} == {"gpt-4o-mini", "claude-sonnet-4-5", "sim-echo"}
@@ -182,6 +185,8 @@ def test_cost_subcommand_shows_the_spend_by_model(ip, sim):
     responses = [r for r in history()[-4:]]
     ip.run_line_magic("aihubmix", "cost")
     markdown = ip.display_pub.outputs()[-1]["text/markdown"]
+    assert "$" not in markdown  # dollar signs as &#36;: Jupyter would read pairs of them as LaTeX math
+    markdown = markdown.replace("&#36;", "$")
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)` \|.*$", markdown, re.M)}
     assert list(rows) == ["claude-sonnet-4-5", "gpt-4o-mini", "sim-echo", "deepseek-chat"]
     sonnet = [r for r in responses if r.request["model"] == "claude-sonnet-4-5"]
@@ -235,6 +240,7 @@ def test_over_estimate_shows_the_projection_and_sends_nothing(ip, sim):
     shown = plain_outputs(ip)[-1]
     assert shown.startswith("Estimate for 4 items on gpt-4o-mini") and shown.endswith("Nothing was sent.")
     assert isinstance(ip.user_ns["est"], CostEstimate) and ip.user_ns["est"].output_tokens == 200
+    assert "$" not in ip.display_pub.outputs()[-1]["text/markdown"]
     assert sim.requests == []
     with pytest.raises(UsageError, match="--estimate goes with --over"):
         ip.run_cell_magic("aihubmix", "--estimate", "hi")
