@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._catalog import COMMAND_WAIT, PROMPT_WAIT, ModelInfo, catalog, estimate_tokens, lookup
+from ._catalog import COMMAND_WAIT, PROMPT_WAIT, ModelInfo, catalog, estimate_tokens, find_model, lookup
 from ._exceptions import BudgetExceededError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "cost_of",
     "estimate_batch",
     "footer_cost",
+    "format_budget",
     "format_cost",
     "format_price",
     "format_usd",
@@ -107,6 +108,11 @@ def format_usd(usd: float) -> str:
     return f"${usd:,.2f}"
 
 
+def format_budget(usd: float) -> str:
+    """A budget, an amount the user chose: $0.50, $5.00 (more digits only below a cent)."""
+    return f"${usd:,.2f}" if usd >= 0.01 else format_usd(usd)
+
+
 def format_cost(usd: float | None) -> str:
     """A cost labelled as an estimate: `≈ $0.0012`, `< $0.0001`, `≈ $0`; "" when unknown."""
     if usd is None:
@@ -163,6 +169,8 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[_Entry] = []
+        self._unpriced: list[_Entry] = []  # entries with usage but no cost yet (the catalog was not known)
+        self._priced_with: object = None  # the catalog those were last tried with
         self._seen: weakref.WeakSet = weakref.WeakSet()
 
     def record(self, response) -> None:
@@ -176,14 +184,24 @@ class Ledger:
         entry = _Entry(_model_of(response), getattr(response, "usage", None), response_cost(response))
         with self._lock:
             self._entries.append(entry)
+            if entry.cost is None and entry.usage is not None:
+                self._unpriced.append(entry)
 
     def _price_late(self, wait: float) -> None:
-        """Entries recorded before the catalog arrived get their cost now, if it has."""
-        if any(e.cost is None and e.usage is not None for e in self._entries):
-            for entry in list(self._entries):
-                if entry.cost is None and entry.usage is not None:
-                    entry.cost = cost_of(entry.usage, lookup(entry.model, wait))
-                    wait = 0.0
+        """Entries recorded before the catalog arrived get their cost now, if it has (tried once per catalog)."""
+        if not self._unpriced:
+            return
+        try:
+            models = catalog().ensure(wait)
+        except Exception:  # no usable catalog URL: nothing to price with
+            return
+        with self._lock:
+            if models is None or models is self._priced_with:
+                return
+            self._priced_with = models
+            for entry in self._unpriced:
+                entry.cost = cost_of(entry.usage, find_model(models, entry.model))
+            self._unpriced = [entry for entry in self._unpriced if entry.cost is None]
 
     def spent(self, wait: float = 0.0) -> float:
         """USD spent this session (an estimate; answers without a known price count 0)."""
@@ -212,6 +230,8 @@ class Ledger:
     def reset(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._unpriced.clear()
+            self._priced_with = None
             self._seen = weakref.WeakSet()
 
 
@@ -270,7 +290,7 @@ def _budget_note(spent: float) -> str:
     if settings.budget is None:
         return ""
     left = max(0.0, settings.budget - spent)
-    return f" Budget {format_usd(settings.budget)}: ≈ {format_usd(left)} left."
+    return f" Budget {format_budget(settings.budget)}: ≈ {format_usd(left)} left."
 
 
 # -- the budget -----------------------------------------------------------------------------------------------
@@ -291,7 +311,7 @@ def check_budget(wait: float = PROMPT_WAIT) -> None:
     spent = ledger.spent(wait)
     if spent >= budget:
         raise BudgetExceededError(
-            f"The session budget of {format_usd(budget)} is used up (spent {format_cost(spent)}, an estimate), "
+            f"The session budget of {format_budget(budget)} is used up (spent {format_cost(spent)}, an estimate), "
             f"so nothing was sent. Raise it with `%aihubmix budget {_suggest(budget, spent)}` "
             "(or `settings.budget = …`; `%aihubmix budget off` removes it).",
             budget=budget, spent=spent)
@@ -312,7 +332,7 @@ def budget_summary() -> str:
         return f"No budget (spent {spent_text} this session)."
     left = settings.budget - spent
     state = f"≈ {format_usd(left)} left" if left > 0 else "used up: the next call will be refused"
-    return f"Budget {format_usd(settings.budget)} · spent {spent_text} · {state}."
+    return f"Budget {format_budget(settings.budget)} · spent {spent_text} · {state}."
 
 
 class BudgetGate:
