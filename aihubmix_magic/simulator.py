@@ -13,7 +13,8 @@ not, framed as the recorded OpenAI streams are (see the project's PROTOCOL.md). 
 needs ``Authorization: Bearer <key>``. Nothing ever leaves the machine.
 
 Also AiHubMix's public model catalog ``GET /api/v1/models`` (prices per 1M tokens and capabilities for
-every model in ``MODELS``, plus ``sim-free`` at price 0 and ``sim-unpriced`` without prices; the
+every model in ``MODELS``, plus ``sim-free`` at price 0, ``sim-cached`` with a cache_read price and
+``sim-unpriced`` without prices; the
 catalog's query filters work), and the account endpoints ``/v1/dashboard/billing/subscription``,
 ``/dashboard/billing/usage``, ``/dashboard/billing/remain`` and ``/api/status``, with faults of their own
 (``Simulator(catalog=..., billing=...)``, ``CATALOG_FAULTS``, ``BILLING_FAULTS``).
@@ -139,6 +140,7 @@ FAULT_MODELS: dict[str, str] = {
     "sim-unknown-events": "unknown event types, unknown fields and obfuscation padding",
     "sim-tools": 'calls get_weather({"city": "Paris"}); answers in text once a tool result is sent',
     "sim-chunked-utf8": "answer with multi-byte characters, sent in HTTP chunks of 7 bytes",
+    "sim-cached": "a normal answer whose usage reports half of the input tokens as cached (prompt caching)",
 }
 
 _REASONING_MODELS = {"deepseek-reasoner", "o4-mini"}
@@ -549,12 +551,17 @@ def _incorrect_model_error() -> dict:
     )
 
 
+def _cached_tokens(reply: _Reply) -> int:
+    """``sim-cached`` reports half of its input tokens as read from the provider's prompt cache."""
+    return reply.input_tokens // 2 if reply.fault == "cached" else 0
+
+
 def _chat_usage(reply: _Reply) -> dict:
     return {
         "prompt_tokens": reply.input_tokens,
         "completion_tokens": reply.output_tokens,
         "total_tokens": reply.input_tokens + reply.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": _cached_tokens(reply), "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": len(reply.reasoning),
             "audio_tokens": 0,
@@ -567,7 +574,7 @@ def _chat_usage(reply: _Reply) -> dict:
 def _responses_usage(reply: _Reply) -> dict:
     return {
         "input_tokens": reply.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": _cached_tokens(reply)},
         "output_tokens": reply.output_tokens,
         "output_tokens_details": {"reasoning_tokens": len(reply.reasoning)},
         "total_tokens": reply.input_tokens + reply.output_tokens,
@@ -1282,6 +1289,7 @@ _CATALOG: dict[str, tuple[Any, Any, Any, Any, Any]] = {
                     {"input": 0.3, "output": 1.5, "cache_read": None}),
     "Kimi-K2-0905": ("tools,function_calling", "text", 262144, 16384, {"input": 0.6, "output": 2.5}),
     "sim-free": ("tools", "text", 1000, 512, {"input": 0, "output": 0}),
+    "sim-cached": ("", "text", 128000, 8192, {"input": 2, "output": 8, "cache_read": 0.5}),
     "sim-unpriced": ("", "text", 8192, 1024, None),
 }
 CATALOG_MODELS: list[str] = list(_CATALOG)

@@ -111,6 +111,18 @@ def test_a_cell_shows_what_it_cost(ip, sim, endpoint, stream):
     assert history()[-1] is r and history()[-1].cost == r.cost  # history() carries it
 
 
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_cached_input_tokens_are_priced_at_cache_read(ip, sim, endpoint):
+    """sim-cached reports half of the input as cached; the catalog prices it 2 in, 8 out, 0.5 cache read."""
+    ip.run_cell_magic("aihubmix", f"-m sim-cached -e {endpoint}", "a question of several words " * 5)
+    usage = last_response().usage
+    assert usage.cached_tokens == usage.input_tokens // 2 > 0
+    expected = ((usage.input_tokens - usage.cached_tokens) * 2 + usage.cached_tokens * 0.5
+                + usage.output_tokens * 8) / 1_000_000
+    assert last_response().cost == pytest.approx(expected)
+    assert format_cost(expected) in footer(ip)
+
+
 def test_small_free_and_unknown_costs(ip, sim):
     ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "hi")
     assert 0 < last_response().cost < 0.0001 and " · < $0.0001 · " in footer(ip)
