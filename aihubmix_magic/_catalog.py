@@ -328,6 +328,7 @@ class Catalog:
         self._idle = threading.Event()
         self._idle.set()
         self._fetching = False
+        self._fetch_started = 0.0  # time.monotonic() when the current fetch began
         self._failed_at: float | None = None
         self._disk_read = False
         self._stale: tuple[dict[str, ModelInfo], float] | None = None
@@ -342,7 +343,9 @@ class Catalog:
 
     def ensure(self, wait: float = 0.0) -> dict[str, ModelInfo] | None:
         """The models if known; starts a background fetch when needed (none yet, expired, or a failure
-        older than RETRY_AFTER) and waits for it at most `wait` seconds. Never raises."""
+        older than RETRY_AFTER) and waits for it at most `wait` seconds. A short wait (up to PROMPT_WAIT, what
+        a cell does) ends at most PROMPT_WAIT after the fetch began, however many checks a cell makes.
+        Never raises."""
         with self._lock:
             if self.models is None and not self._disk_read:
                 self._disk_read = True
@@ -352,7 +355,10 @@ class Catalog:
             if (self.models is None or expired) and not self._fetching and not failed_recently:
                 self._start()
         if wait > 0 and self._fetching:
-            self._idle.wait(wait)
+            if wait <= PROMPT_WAIT:
+                wait = min(wait, self._fetch_started + PROMPT_WAIT - time.monotonic())
+            if wait > 0:
+                self._idle.wait(wait)
         return self.models
 
     def refresh(self, wait: float = COMMAND_WAIT) -> dict[str, ModelInfo] | None:
@@ -396,6 +402,7 @@ class Catalog:
 
     def _start(self) -> None:
         self._fetching = True
+        self._fetch_started = time.monotonic()
         self._idle.clear()
         threading.Thread(target=self._fetch, name="aihubmix-catalog", daemon=True).start()
 
