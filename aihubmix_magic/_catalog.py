@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "CACHE_TTL",
-    "FEATURES",
-    "MODALITIES",
-    "PROMPT_WAIT",
     "Catalog",
     "CatalogError",
+    "FEATURES",
+    "MODALITIES",
     "ModelInfo",
+    "PROMPT_WAIT",
     "catalog",
     "catalog_url",
     "cell_warnings",
@@ -378,8 +378,9 @@ class Catalog:
         """One quiet line: where the prices come from, or why there are none."""
         if self.models is not None:
             age = _age(time.time() - (self.fetched_at or time.time()))
-            where = {"network": f"fetched {age}", "disk": f"cached on disk, fetched {age}"}.get(
-                self.source or "", f"cached on disk, fetched {age}; fetching it again failed: {self.error}")
+            where = f"fetched {age}" if self.source == "network" else f"cached on disk, fetched {age}"
+            if self.error:  # a newer fetch failed: these are older prices
+                where += f"; fetching it again failed: {self.error}"
             return f"Prices and capabilities from AiHubMix's model catalog ({where})."
         if self._fetching:
             return f"The model catalog ({self.url}) is still loading: no prices or capabilities yet."

@@ -36,10 +36,10 @@ from ._exceptions import BudgetExceededError
 
 __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
-    "PRICE_UNIT_TOKENS",
     "BudgetGate",
     "CostEstimate",
     "Ledger",
+    "PRICE_UNIT_TOKENS",
     "budget_summary",
     "check_budget",
     "cost_of",
