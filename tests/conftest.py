@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -18,16 +20,9 @@ def sim():
         yield server
 
 
-@pytest.fixture(scope="session")
-def cache_home(tmp_path_factory):
-    """The cache directory of the test session (the model catalog is kept there), never the real home's."""
-    return tmp_path_factory.mktemp("cache-home")
-
-
 @pytest.fixture(autouse=True)
-def _environment(sim, monkeypatch, cache_home):
+def _environment(sim, monkeypatch):
     """Every test talks to the simulator with a test key; settings are restored afterwards."""
-    monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(cache_home / "responses.sqlite"))
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
     saved = settings.values()
@@ -92,5 +87,23 @@ def ip(shell):
     shell.display_pub = saved
 
 
+_SESSION_CACHE: dict = {}
+
+
 def pytest_configure(config):
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    # the caches (the model catalog is fetched by every prompt cell) go to a directory of the test session,
+    # never the real home's, for this process and every kernel or subprocess it starts
+    directory = tempfile.mkdtemp(prefix="aihubmix-test-cache-")
+    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"))
+    os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
+
+
+def pytest_unconfigure(config):
+    if not _SESSION_CACHE:
+        return
+    if _SESSION_CACHE["saved"] is None:
+        os.environ.pop("AIHUBMIX_CACHE_PATH", None)
+    else:
+        os.environ["AIHUBMIX_CACHE_PATH"] = _SESSION_CACHE["saved"]
+    shutil.rmtree(_SESSION_CACHE["directory"], ignore_errors=True)
