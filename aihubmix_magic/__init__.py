@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and readers
     from ._batch import BatchResults, BatchSummary, batch
+    from ._catalog import ModelInfo
     from ._client import Client
     from ._compare import Comparison
+    from ._cost import CostEstimate
     from ._exceptions import (
         AihubmixError,
         APIConnectionError,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         AuthenticationError,
         BadRequestError,
         BatchInputError,
+        BudgetExceededError,
         ConfigurationError,
         InternalServerError,
         InvalidRequestError,
@@ -60,12 +63,15 @@ __all__ = [
     "BatchInputError",
     "BatchResults",
     "BatchSummary",
+    "BudgetExceededError",
     "Client",
     "Comparison",
     "ConfigurationError",
+    "CostEstimate",
     "InternalServerError",
     "InvalidRequestError",
     "MissingKeyError",
+    "ModelInfo",
     "ModelNotFoundError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -82,6 +88,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "model_info",
     "panel",
     "settings",
     "unload_ipython_extension",
@@ -93,9 +100,12 @@ _EXPORTS = {
     **dict.fromkeys(("BatchResults", "BatchSummary", "batch"), "_batch"),
     "Client": "_client",
     "Comparison": "_compare",
+    "CostEstimate": "_cost",
+    "ModelInfo": "_catalog",
     **dict.fromkeys((
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
-        "AuthenticationError", "BadRequestError", "BatchInputError", "ConfigurationError", "InternalServerError",
+        "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
+        "InternalServerError",
         "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError"), "_exceptions"),
     "Request": "_request",
@@ -131,6 +141,15 @@ def export_notebook(responses: Any, path: Any) -> Any:
     from ._notebook import export_notebook as export
 
     return export(responses, path)
+
+
+def model_info(model: str, wait: float = 10.0) -> ModelInfo | None:
+    """What AiHubMix's public model catalog says about `model` (prices per 1M tokens, context, max output,
+    features, input modalities), or None if the catalog is unavailable or does not list it. The catalog
+    is fetched on first use (waiting at most `wait` seconds) and kept on disk for a day."""
+    from ._catalog import lookup
+
+    return lookup(model, wait)
 
 
 _loaded: Any = None

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _cost
 from ._exceptions import BatchInputError, InvalidRequestError
 from ._live import Live
 from ._progress import Progress, progress_view
@@ -63,6 +64,8 @@ class BatchSummary:
     retries: int
     elapsed: float
     partial: bool
+    cost: float | None = None  # USD, estimated from the model catalog's prices; None if no answer has a price
+    budget_reached: bool = False  # items were left unsent because the session budget ran out
 
     @property
     def rate(self) -> float:
@@ -77,12 +80,14 @@ class BatchSummary:
         if self.cached:
             parts.append(f"{self.cached} cached")
         parts.append(f"{self.input_tokens:,} → {self.output_tokens:,} tokens")
+        if self.cost is not None:
+            parts.append(_cost.format_cost(self.cost))
         if self.retries:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
         parts.append(f"{self.elapsed:.2f} s ({self.rate:,.1f}/s)")
         text = "Batch: " + " · ".join(parts)
         if self.partial:
-            text += " · interrupted: partial results"
+            text += " · budget reached: the rest were not sent" if self.budget_reached else " · interrupted: partial results"
         return text
 
 
@@ -113,6 +118,7 @@ def batch(
     *,
     progress: bool | str = True,
     cache: bool | None = None,
+    estimate: bool = False,
     **params: Any,
 ):
     """Send many prompts concurrently; return the answers in input order.
@@ -134,6 +140,11 @@ def batch(
 
     `progress`: True (a widget bar in a notebook, a text line in a terminal), False, "notebook" or
     "terminal". `cache`: None follows `settings.cache`, True/False forces it for this batch.
+
+    `estimate=True` sends nothing and returns a `CostEstimate`: input tokens estimated from the text, output
+    tokens from `max_tokens` (or an assumed 500 per item), at the model catalog's prices. With a session
+    budget (`settings.budget`) a batch is refused (BudgetExceededError) when it is already used up, and stops
+    starting items when it runs out: the finished ones are kept, the rest are "cancelled".
     """
     from . import _session
     from ._settings import settings
@@ -145,6 +156,11 @@ def batch(
     if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
     requests = [_request(text, endpoint, model or settings.model, params) for text in texts]
+    if estimate:
+        from ._protocol import request_body
+
+        return _cost.estimate_batch([request_body(request) for request in requests], endpoint)
+    _cost.check_budget()  # BudgetExceededError before anything is sent
 
     session = _session.current()
     client = session.client()
@@ -261,6 +277,7 @@ class _Run:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.gate = _cost.BudgetGate(requests[0].endpoint if requests else "chat")  # may an item still be sent?
 
     def execute(self, view: Any) -> BatchResults:
         todo = list(range(len(self.requests)))
@@ -328,6 +345,8 @@ class _Run:
             retries=self.retries,
             elapsed=now - self.progress.started,
             partial=partial or "cancelled" in statuses,
+            cost=_cost.total_cost(self.results),
+            budget_reached=self.gate.stopped,
         )
 
     def _count(self, response: Response) -> None:
@@ -384,7 +403,11 @@ class _Run:
 
     async def _worker(self, driver: AsyncDriver, queue: Iterator[int]) -> None:
         for number in queue:
+            reservation = self.gate.start(self.bodies[number])
+            if reservation is None:  # the session budget ran out: this item and the rest stay unsent
+                return
             response = await driver.send(self.requests[number], self.bodies[number])
+            self.gate.finish(reservation, response)  # counts its cost in the session's spend
             with self._lock:
                 self.results[number] = response
                 self._count(response)

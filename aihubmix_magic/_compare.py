@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._cost import markdown_dollars
 from ._display import IPythonPublisher, footer_text
 from ._exceptions import AihubmixError, StreamInterruptedError
 from ._live import Live
@@ -107,7 +108,8 @@ class Comparison:
         return iter(self.responses)
 
     def to_dataframe(self):
-        """One row per model: status, tokens, time to first token, tokens/s, elapsed, text, error."""
+        """One row per model: status, tokens, time to first token, tokens/s, elapsed, cost (USD, an
+        estimate), text, error."""
         try:
             import pandas
         except ImportError:
@@ -126,6 +128,7 @@ class Comparison:
                 "time_to_first_token": first,
                 "tokens_per_second": _rate(response),
                 "elapsed": elapsed,
+                "cost": getattr(response, "cost", None),  # USD, an estimate from the catalog's prices
                 "text": str(response) if response is not None else "",
                 "error": str(column.error) if column.error else None,
             })
@@ -311,7 +314,7 @@ def grid_markdown(columns: list[Column], *, final: bool, status_line: str | None
             footer = "failed before any answer"
         else:
             footer = f"streaming… {sum(map(len, column.parts)):,} characters"
-        lines.append(f'<td valign="top"><sub>{html.escape(footer)}</sub></td>')
+        lines.append(f'<td valign="top"><sub>{markdown_dollars(html.escape(footer))}</sub></td>')  # costs: no math
     lines += ["</tr>", "</table>"]
     return "\n".join(lines)
 

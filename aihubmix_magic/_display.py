@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from ._cost import footer_cost
 from ._live import Live, LiveView
 from ._response import Response
 from ._types import FENCE
@@ -322,11 +323,14 @@ class TerminalView:
 
 
 def footer_text(response: Response, status_line: str | None = None) -> str:
-    """model · endpoint · tokens in → out · first token · tokens/s · total time [· what happened]."""
+    """model · endpoint · tokens in → out · ≈ cost · first token · tokens/s · total time [· what happened]."""
     parts = [response.model or "?", response.endpoint]
     usage = response.usage
     if usage:
         parts.append(f"{usage.input_tokens:,} → {usage.output_tokens:,} tokens")
+    cost = footer_cost(response)  # `≈ $0.0012` / `< $0.0001`, an estimate from the catalog; None: unknown
+    if cost:
+        parts.append(cost)
     if response.cached:
         parts.append("cached")
     else:

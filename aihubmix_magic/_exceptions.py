@@ -6,6 +6,7 @@
     │   ├── InvalidRequestError      a request field that cannot work (a temperature of 3, …; also a ValueError)
     │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
+    ├── BudgetExceededError          this session's estimated spend reached `settings.budget`; nothing was sent
     ├── APIConnectionError           the server could not be reached, or the connection broke
     │   └── APITimeoutError          connect or read timed out
     ├── APIStatusError               the server answered with an HTTP error status
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AihubmixError",
     "BatchInputError",
+    "BudgetExceededError",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",
@@ -65,6 +67,16 @@ class AihubmixError(Exception):
 class BatchInputError(AihubmixError, ValueError):
     """batch() was given input it cannot use (no prompts, a template naming a missing column, …);
     nothing was sent."""
+
+
+class BudgetExceededError(AihubmixError):
+    """This session's estimated spend has reached `settings.budget` (`%aihubmix budget`); nothing was sent.
+    `budget` and `spent` are in USD (the spend is an estimate from the model catalog's prices)."""
+
+    def __init__(self, message: str, *, budget: float, spent: float) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.spent = spent
 
 
 class ConfigurationError(AihubmixError):

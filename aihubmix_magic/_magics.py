@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import link
+from traitlets import TraitError, link
 
 from . import _session
 from ._exceptions import AihubmixError, InvalidRequestError, StreamInterruptedError
@@ -29,7 +29,9 @@ __all__ = ["AihubmixMagics", "show_error"]
 SUBCOMMANDS = {
     "key": "ask for the API key (hidden input); it stays in this kernel's memory only",
     "config": "show the settings (the key masked)",
-    "models [FILTER]": "list the model ids this key may use (/v1/models), optionally filtered",
+    "models [FILTER]": "list the models this key may use (/v1/models), optionally filtered, with context, max "
+                       "output, prices per 1M tokens and features from AiHubMix's catalog; --features thinking,tools, "
+                       "--modality image, --refresh",
     "use MODEL": "make MODEL the default for the next cells",
     "demo [auto|off]": "answer from the built-in simulator (no key, no network); `auto`: only when no key is "
                        "set; `off` goes back",
@@ -46,6 +48,9 @@ SUBCOMMANDS = {
     "prompts": "list the saved prompts (./.aihubmix/prompts next to the notebook, then your personal ones)",
     "alias [NAME MODEL]": "make NAME stand for MODEL in -m, --compare and `use` (`alias NAME --remove`; "
                           "no arguments: list them)",
+    "cost": "this session's spend by model: calls, tokens, USD (estimates from the catalog's prices)",
+    "budget [USD|off]": "refuse calls once this session's spend reaches USD; no argument: the budget and the spend",
+    "balance": "the account's remaining credit and usage (AiHubMix's billing endpoints)",
     "help": "this help",
 }
 
@@ -86,6 +91,8 @@ def _prompt_options(func):
                  "a Series such as df.column, or a DataFrame); {} is the item, {column} a DataFrame row's field; "
                  "the answers go to -o VAR (a list of Response, or a Series of texts) and are shown as a table"),
         argument("--concurrency", type=int, metavar="N", help="with --over: requests in flight at once (default 8)"),
+        argument("--estimate", action="store_true",
+                 help="with --over: show the projected cost (from the model catalog's prices) and send nothing"),
         argument("--cache", action="store_true",
                  help="answer from the local response cache if this exact request was answered before, and store "
                  "the answer in it (`%%aihubmix cache on` does it for every cell)"),
@@ -156,6 +163,8 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
         if args.concurrency is not None and args.over is None:
             raise UsageError("--concurrency goes with --over EXPR (a batch); a single cell sends one request.")
+        if args.estimate and args.over is None:
+            raise UsageError("--estimate goes with --over EXPR: it projects the cost of a batch and sends nothing.")
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
@@ -216,8 +225,11 @@ class AihubmixMagics(Magics, SettingTraits):
                 present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
         """Send the request, stream the answer into the cell; return the Response.
         `present(response)`: display data in place of the Markdown answer."""
+        from . import _catalog, _cost
         from ._display import consume
 
+        _cost.check_budget()  # BudgetExceededError before anything is sent
+        self._notes = self._warn(_catalog.request_warnings_for(request))
         client = self.session.client(cache=cache)
         view = self._view()
         retries: list[str] = []
@@ -259,12 +271,35 @@ class AihubmixMagics(Magics, SettingTraits):
 
     def _finished(self, response: Response) -> None:
         """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
+        from . import _cost
         from ._display import footer_text
 
+        _cost.record(response)  # this session's spend (before the status line shows it)
         settings.last_call = footer_text(response)
+        self._warn(getattr(self, "_notes", []), again=True)
+        self._notes = []
+
+    def _warn(self, notes: list[str], *, again: bool = False) -> list[str]:
+        """Show one line per warning (the request goes anyway). In a notebook they are shown again under the
+        footer once the answer is complete, as drawing it clears the cell."""
+        from . import _cost
+        from ._live import display_mode
+
+        notebook = display_mode() == "notebook"
+        if not notes or (again and not notebook):
+            return notes
+        if notebook:
+            from IPython.display import display
+
+            for note in notes:
+                display({"text/markdown": _cost.markdown_dollars(f"⚠ {note}"), "text/plain": f"⚠ {note}"}, raw=True)
+        else:
+            print("\n".join(f"⚠ {note}" for note in notes), flush=True)
+        return notes
 
     def _over(self, args: argparse.Namespace, base: Request) -> None:
         """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
+        from . import _catalog
         from ._batch import batch, check_template, results_table
         from ._exceptions import BatchInputError
 
@@ -282,21 +317,27 @@ class AihubmixMagics(Magics, SettingTraits):
         template = base.text
         try:
             check_template(template, items)
+            if not args.estimate:
+                self._warn(_catalog.request_warnings_for(base))
             results = batch(items, model=base.model, endpoint=base.endpoint, concurrency=args.concurrency or 8,
                             template=template, system=base.system, temperature=base.temperature,
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
-                            cache=True if args.cache else None)
+                            cache=True if args.cache else None, estimate=args.estimate)
         except BatchInputError as exc:
             raise UsageError(f"--over {args.over}: {exc}") from None
         if args.out:
             self._shell.user_ns[args.out] = results
         from IPython.display import display
 
+        if args.estimate:  # a CostEstimate: nothing was sent
+            display({"text/markdown": results._repr_markdown_(), "text/plain": str(results)}, raw=True)
+            return None
         display(results_table(results, out=args.out), raw=True)
         return None
 
     def _compare(self, args: argparse.Namespace, request: Request) -> None:
         """--compare: the same prompt to several models at once, in columns (see _compare.py)."""
+        from . import _catalog, _cost
         from ._compare import parse_models, run_comparison
         from ._live import display_mode
 
@@ -307,9 +348,14 @@ class AihubmixMagics(Magics, SettingTraits):
         if clashes:
             raise UsageError(f"--compare does not go with {', '.join(clashes)}: it names the models itself and "
                              "shows Markdown answers of single cells.")
-        run_comparison([request.replace(model=model) for model in models], client=self.session.client(),
-                       notebook=display_mode() == "notebook", status_line=self._status_line([]),
-                       keep=lambda comparison: self._keep(comparison, args.out))
+        _cost.check_budget()  # BudgetExceededError before anything is sent
+        requests = [request.replace(model=model) for model in models]
+        self._warn([note for each in requests for note in _catalog.request_warnings_for(each)])
+        try:
+            run_comparison(requests, client=self.session.client(), notebook=display_mode() == "notebook",
+                           status_line=self._status_line([]), keep=lambda comparison: self._keep(comparison, args.out))
+        finally:
+            _cost.record(self.session.last_response())  # the Comparison kept before sending: each answer's cost
         return None
 
     def _status_line(self, retries: list[str]) -> str | None:
@@ -379,23 +425,73 @@ class AihubmixMagics(Magics, SettingTraits):
         print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
     def _cmd_models(self, rest):
-        needle = " ".join(rest).lower()
+        from . import _catalog
+
+        options = _catalog.parse_models_options(rest)  # UsageError for a bad option, before any request
         models = self.session.client().models()
-        rows = [m for m in models if needle in str(m["id"]).lower()]
-        rows.sort(key=lambda m: str(m["id"]))
-        if not rows:
-            print(f"No model matches {needle!r} ({len(models)} models in all).")
-            return
         from IPython.display import display
 
-        table = ["| model | owned by |", "|---|---|"]
-        table += [f"| `{m['id']}` | {m.get('owned_by', '')} |" for m in rows]
-        plain = "\n".join(f"{m['id']:<40} {m.get('owned_by', '')}" for m in rows)
+        listing = _catalog.models_listing(models, options)
         from ._prompts import alias_rows  # aliases (`%aihubmix alias`) under the models they stand for
 
-        table += [f"| `{name}` | alias for `{model}` |" for name, model in alias_rows(needle)]
-        plain += "".join(f"\n{name:<40} alias for {model}" for name, model in alias_rows(needle))
-        display({"text/markdown": "\n".join(table), "text/plain": plain}, raw=True)
+        aliases = alias_rows(options["needle"])
+        if aliases:
+            listing["text/markdown"] += "\n\n" + "\n".join(
+                ["| alias | model |", "|---|---|"] + [f"| `{name}` | `{model}` |" for name, model in aliases])
+            listing["text/plain"] += "".join(f"\n{name:<40} alias for {model}" for name, model in aliases)
+        display(listing, raw=True)
+
+    def _cmd_cost(self, rest):
+        from . import _cost
+
+        if rest:
+            raise UsageError("Usage: %aihubmix cost  (this session's spend by model)")
+        from IPython.display import display
+
+        display(_cost.spend_table(), raw=True)
+
+    def _cmd_budget(self, rest):
+        from . import _cost
+
+        usage = "Usage: %aihubmix budget USD|off  (e.g. %aihubmix budget 2.50; no argument shows it)"
+        if not rest:
+            print(_cost.budget_summary())
+            return
+        if len(rest) != 1:
+            raise UsageError(usage)
+        word = rest[0].strip().lower()
+        if word in ("off", "none"):
+            settings.budget = None
+            print(f"Budget off: calls are no longer limited. {_cost.budget_summary()}")
+            return
+        try:
+            value = float(word.removeprefix("$").replace(",", ""))
+        except ValueError:
+            raise UsageError(f"{usage}; {rest[0]!r} is not an amount.") from None
+        try:
+            settings.budget = value
+        except TraitError as exc:
+            raise UsageError(f"{exc}. {usage}") from None
+        print(f"{_cost.budget_summary()} Costs are estimates from the model catalog's prices.")
+
+    def _cmd_balance(self, rest):
+        from . import _catalog
+
+        if rest:
+            raise UsageError("Usage: %aihubmix balance")
+        from ._billing import fetch_balance
+        from ._protocol import mask_key
+
+        settings.usable()
+        if not settings.api_key:
+            from ._exceptions import MissingKeyError
+
+            raise MissingKeyError()
+        key = settings.api_key
+        balance = fetch_balance(_catalog.root_url(settings.base_url), key,
+                                scrub=lambda text: text.replace(key, mask_key(key)))
+        settings.balance = balance.remaining_text
+        print(balance.line() + (" Simulated: demo mode." if settings.demo else ""))
 
     def _cmd_panel(self, rest):
         if rest:

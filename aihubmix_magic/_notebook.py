@@ -147,6 +147,7 @@ def _metadata(response: Response) -> dict:
         },
         "time_to_first_token": _seconds(response.time_to_first_token),
         "elapsed": _seconds(response.elapsed),
+        "cost_usd_estimate": response.cost,  # from the model catalog's prices; None when unknown
         "request": {name: request[name] for name in _BODY_FIELDS_SHOWN if name in request},
     }
     spec = request_of(response)

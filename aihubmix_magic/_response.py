@@ -91,6 +91,16 @@ class Response:
     def done(self) -> bool:
         return self.status != "in_progress"
 
+    @property
+    def cost(self) -> float | None:
+        """What this answer cost in USD, estimated from its usage and the model catalog's prices (per 1M
+        tokens; see `_cost.py`): 0.0 if it came from the local cache, None if the model has no known price
+        or the answer no usage. Waits up to a second for a catalog that is being fetched."""
+        from ._catalog import PROMPT_WAIT
+        from ._cost import response_cost
+
+        return response_cost(self, PROMPT_WAIT)
+
     def _current_text(self) -> str:
         if self._accumulator is not None and self.status == "in_progress":
             return self._accumulator.text()

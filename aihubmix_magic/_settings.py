@@ -55,6 +55,10 @@ class SettingTraits(HasTraits):
     fix_style = Enum(("fix", "hint"), default_value="fix",
                      help="%aihubmix fix: 'fix' explains and puts the corrected code into a new cell; 'hint' "
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
+    budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
+                   "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
+                          "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
     @validate("temperature")
     def _check_temperature(self, proposal):
@@ -102,6 +106,25 @@ class SettingTraits(HasTraits):
             raise InvalidSettingError("context_max_tokens must be 100 or more")
         return proposal["value"]
 
+    @validate("budget")
+    def _check_budget(self, proposal):
+        value = proposal["value"]
+        if value is not None and not (0 < value < float("inf")):
+            raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
+                                      f"not {value:g}")
+        return value
+
+    @validate("catalog_url")
+    def _check_catalog_url(self, proposal):
+        value = proposal["value"].strip()
+        if not value:
+            return ""
+        try:
+            return validate_base_url(value)
+        except Exception:
+            raise InvalidSettingError(f"catalog_url {value!r} is not an http(s) URL, e.g. "
+                                      "https://aihubmix.com/api/v1/models") from None
+
 
 def _in_range(name: str, value: float | None, low: float, high: float) -> float | None:
     if value is not None and not low <= value <= high:
@@ -119,6 +142,8 @@ class Settings(SettingTraits):
     demo = Bool(False, help="True while the session talks to the built-in simulator.")
     last_call = Unicode("", help="The footer of the last finished %%aihubmix call (model · endpoint · tokens · "
                                  "time); the control panel's status line shows it.")
+    balance = Unicode("", help="The account's remaining credit as `%aihubmix balance` last found it (empty: "
+                               "unknown); the control panel's status line shows it.")
 
     def __init__(self, **kwargs) -> None:
         env_model = os.environ.get("AIHUBMIX_MODEL")

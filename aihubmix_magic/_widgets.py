@@ -13,6 +13,12 @@ The API key is never a widget value for longer than one callback: what is typed 
 moved into `settings.set_key(...)` and the field is cleared at once, and the field's value is not echoed
 to other frontends, so the key never ends up in widget state or in a saved notebook.
 
+The model picker lists each model with its price (USD per 1M tokens in / out) and badges (reasoning,
+vision, tools, free) from AiHubMix's model catalog, e.g. `gpt-4o-mini · $0.15 / $0.60 · vision tools`;
+picking one sets the model to its id. Three toggles show only the models with a badge. Without a catalog
+the list holds the bare ids. The status line adds this session's spend (and budget) and, once
+`%aihubmix balance` has fetched it, the account's remaining credit.
+
 ipywidgets is imported here, and this module is imported only when a panel is made.
 """
 
@@ -24,14 +30,16 @@ import threading
 import ipywidgets as widgets
 from traitlets import TraitError, Unicode
 
-from . import _session
+from . import _catalog, _cost, _session
 from ._settings import ENDPOINTS, REASONING_EFFORTS, Settings, settings
 
 __all__ = ["Panel"]
 
 _OFF = "off"  # the reasoning-effort entry that stands for None
 _WATCHED = ("model", "endpoint", "temperature", "top_p", "max_tokens", "reasoning_effort", "stream", "system",
-            "base_url", "has_key", "demo", "last_call")
+            "base_url", "has_key", "demo", "last_call", "budget", "balance")
+_SEPARATOR = " · "  # between a model id and its price and badges in the picker
+_BADGES = ("reasoning", "vision", "tools")  # the picker's filters
 _WIDE = {"description_width": "initial"}
 
 
@@ -100,6 +108,13 @@ class Panel(widgets.VBox):
                                               style={"button_width": "7.5em"})
         self.models_note = widgets.HTML("")
         self.models_note.add_class("aihubmix-models-note")
+        self.filters = {badge: widgets.ToggleButton(value=False, description=badge, tooltip=f"list only {badge} models"
+                                                    " (from the model catalog)", layout=widgets.Layout(width="6.5em"))
+                        for badge in _BADGES}
+        for badge, toggle in self.filters.items():
+            toggle.add_class(f"aihubmix-filter-{badge}")
+            toggle.observe(lambda _change: self._show_options(), names="value")
+        self._models: list[tuple[str, str, tuple[str, ...]]] = []  # (id, label, badges), as last fetched
 
         self.temperature = _OptionalNumber(self, "temperature", "temperature", widgets.FloatSlider(
             value=1.0, min=0.0, max=2.0, step=0.05, readout_format=".2f", continuous_update=False))
@@ -122,7 +137,7 @@ class Panel(widgets.VBox):
 
         rows = [
             widgets.HBox([self.model, self.refresh_button, self.endpoint]),
-            self.models_note,
+            widgets.HBox([*self.filters.values(), self.models_note]),
             widgets.HBox([self.temperature.box, self.top_p.box]),
             widgets.HBox([self.max_tokens.box, self.reasoning_effort, self.stream]),
             self.system,
@@ -172,6 +187,9 @@ class Panel(widgets.VBox):
         if current.demo:
             parts.append("demo mode (simulated answers)")
         parts.append("last call: " + html.escape(current.last_call) if current.last_call else "no call yet")
+        parts.append(html.escape(_cost.budget_summary().rstrip(".")))  # this session's spend, and the budget
+        if current.balance:
+            parts.append(f"balance {html.escape(current.balance)}")
         return f"<small>{' · '.join(parts)}</small>"
 
     # -- widgets -> settings -----------------------------------------------------------------------------
@@ -185,9 +203,11 @@ class Panel(widgets.VBox):
             self._show_settings()
 
     def _on_model(self, change) -> None:
-        name = change["new"].strip()
+        name = change["new"].split(_SEPARATOR)[0].strip()  # a picked entry is "id · price · badges"
         if name:
             self._write("model", name)
+            if name != change["new"] and not self._updating:  # show the id alone, even if the model is unchanged
+                self._show_settings()
         elif not self._updating:  # an emptied field shows the current model again
             self._show_settings()
 
@@ -229,21 +249,39 @@ class Panel(widgets.VBox):
             error = None
         except Exception as exc:  # any failure is one line in the panel; the current model stays
             ids, error = None, exc
+        catalog = _catalog.catalog()
+        infos = catalog.ensure() if ids else None
+        if self._list(ids, error, infos) and ids and infos is None and catalog.loading:
+            infos = catalog.ensure(_catalog.COMMAND_WAIT)  # the bare ids are listed; add prices when they come
+            if infos is not None:
+                self._list(ids, None, infos)
+
+    def _list(self, ids, error, infos) -> bool:
+        """Show the fetched list (or why there is none); False if a newer fetch or close superseded it."""
         with self._fetch_lock:
             if self._closed or self._fetcher is not threading.current_thread():
-                return  # a newer fetch (or close) superseded this one
+                return False  # a newer fetch (or close) superseded this one
             if error is not None or ids is None:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 self.models_note.value = (f"<small>Cannot fetch the model list ({html.escape(reason)}); "
                                           "type a model id.</small>")
-                return
+                return True
             from ._prompts import alias_rows  # `%aihubmix alias fast gpt-4o-mini`: "fast" is offered too
 
-            aliases = alias_rows()
-            self.model.options = tuple(name for name, _ in aliases) + tuple(ids)
-            listed = "".join(f", {html.escape(name)} → {html.escape(model)}" for name, model in aliases)
-            self.models_note.value = (f"<small>{len(ids)} models{' and aliases' if aliases else ''}: type to "
-                                      f"search{listed}</small>")
+            aliases = [(name, _SEPARATOR.join((name, f"→ {model}")), ()) for name, model in alias_rows()]
+            self._models = aliases + [_entry(model_id, infos) for model_id in ids]
+            self._show_options()
+            return True
+
+    def _show_options(self) -> None:
+        """The picker's list: every model fetched, or only those with the badges toggled on."""
+        wanted = [badge for badge, toggle in self.filters.items() if toggle.value]
+        shown = [label for _, label, badges in self._models if all(b in badges for b in wanted)]
+        self.model.options = tuple(shown)
+        priced = any(_SEPARATOR in label for _, label, _ in self._models)
+        what = f"{len(shown)} of {len(self._models)} models" if wanted else f"{len(self._models)} models"
+        unit = " (price: USD per 1M tokens in / out, an estimate's basis)" if priced else ""
+        self.models_note.value = f"<small>{what}: type to search{unit}</small>"
 
     def close(self) -> None:
         """Stop following the settings and close every widget of the panel."""
@@ -259,6 +297,21 @@ class Panel(widgets.VBox):
         super().close()
         if fetcher is not None and fetcher is not threading.current_thread():
             fetcher.join(timeout=30)
+
+
+def _entry(model_id: str, infos: dict | None) -> tuple[str, str, tuple[str, ...]]:
+    """(id, the picker's label, badges): `gpt-4o-mini · $0.15 / $0.60 · vision tools`, or the bare id."""
+    info = _catalog.find_model(infos, model_id) if infos else None
+    if info is None:
+        return model_id, model_id, ()
+    pieces = [model_id]
+    if info.priced:
+        pieces.append("free" if info.free else
+                      f"{_cost.format_price(info.input_price)} / {_cost.format_price(info.output_price)}")
+    badges = tuple(b for b in info.badges if b != "free")
+    if badges:
+        pieces.append(" ".join(badges))
+    return model_id, _SEPARATOR.join(pieces), info.badges
 
 
 def _descendants(box: widgets.Box):

@@ -12,6 +12,13 @@ Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/resp
 not, framed as the recorded OpenAI streams are (see the project's PROTOCOL.md). Every ``/v1`` request
 needs ``Authorization: Bearer <key>``. Nothing ever leaves the machine.
 
+Also AiHubMix's public model catalog ``GET /api/v1/models`` (prices per 1M tokens and capabilities for
+every model in ``MODELS``, plus ``sim-free`` at price 0, ``sim-cached`` with a cache_read price and
+``sim-unpriced`` without prices; the
+catalog's query filters work), and the account endpoints ``/v1/dashboard/billing/subscription``,
+``/dashboard/billing/usage``, ``/dashboard/billing/remain`` and ``/api/status``, with faults of their own
+(``Simulator(catalog=..., billing=...)``, ``CATALOG_FAULTS``, ``BILLING_FAULTS``).
+
 The answer is deterministic Markdown derived from the model name and the last user message. Words in
 that message act as directives: ``heading``, ``bold``, ``code``, ``list``/``bullet``, ``table``,
 ``json`` and ``words=N`` (N filler words, for long answers). Images are counted, ``max_tokens`` /
@@ -59,9 +66,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FAULT_MODELS", "MODELS", "RecordedRequest", "Simulator", "main"]
+__all__ = ["BILLING_FAULTS", "CATALOG_FAULTS", "CATALOG_MODELS", "FAULT_MODELS", "MODELS", "RecordedRequest",
+           "Simulator", "main"]
 
 _OWNERS = {
     "gpt-4o-mini": "OpenAI",
@@ -133,6 +141,7 @@ FAULT_MODELS: dict[str, str] = {
     "sim-unknown-events": "unknown event types, unknown fields and obfuscation padding",
     "sim-tools": 'calls get_weather({"city": "Paris"}); answers in text once a tool result is sent',
     "sim-chunked-utf8": "answer with multi-byte characters, sent in HTTP chunks of 7 bytes",
+    "sim-cached": "a normal answer whose usage reports half of the input tokens as cached (prompt caching)",
 }
 
 _REASONING_MODELS = {"deepseek-reasoner", "o4-mini"}
@@ -1350,12 +1359,17 @@ def _incorrect_model_error() -> dict:
     )
 
 
+def _cached_tokens(reply: _Reply) -> int:
+    """``sim-cached`` reports half of its input tokens as read from the provider's prompt cache."""
+    return reply.input_tokens // 2 if reply.fault == "cached" else 0
+
+
 def _chat_usage(reply: _Reply) -> dict:
     return {
         "prompt_tokens": reply.input_tokens,
         "completion_tokens": reply.output_tokens,
         "total_tokens": reply.input_tokens + reply.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": _cached_tokens(reply), "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": len(reply.reasoning),
             "audio_tokens": 0,
@@ -1368,7 +1382,7 @@ def _chat_usage(reply: _Reply) -> dict:
 def _responses_usage(reply: _Reply) -> dict:
     return {
         "input_tokens": reply.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": _cached_tokens(reply)},
         "output_tokens": reply.output_tokens,
         "output_tokens_details": {"reasoning_tokens": len(reply.reasoning)},
         "total_tokens": reply.input_tokens + reply.output_tokens,
@@ -1845,17 +1859,23 @@ class _Handler(BaseHTTPRequestHandler):
         body = _parse_body(self.rfile.read(length))
         headers = {name.lower(): value for name, value in self.headers.items()}
         recorded_body = None if body is _INVALID_JSON else body
-        self._simulator._record(
-            RecordedRequest(self.command, self.path, headers, recorded_body, time.monotonic())
-        )
-        if self._simulator.latency:
-            time.sleep(self._simulator.latency)
         path = urlsplit(self.path).path.rstrip("/")
+        account = (self.command, path) in _ACCOUNT_ROUTES  # catalog, billing, status: statistics of their own
+        if not getattr(self, "_connection_counted", False):  # a connection counts from its first request
+            self._connection_counted = True
+            self._simulator._count_connection(account=account)
+        self._simulator._record(
+            RecordedRequest(self.command, self.path, headers, recorded_body, time.monotonic()), account=account
+        )
+        if self._simulator.latency and not account:
+            time.sleep(self._simulator.latency)
         if path.startswith("/v1/") and not self._is_authorized():
             self._send(_json_canned(401, _invalid_token_error()))
             return
         route = _ROUTES.get((self.command, path))
-        if route is None:
+        if (self.command, path) in _ACCOUNT_ROUTES:
+            _serve_account(self, _ACCOUNT_ROUTES[(self.command, path)])
+        elif route is None:
             self._send(_json_canned(404, _openai_error(f"Invalid URL ({self.command} {path})")))
         elif route == "models":
             self._send(_json_canned(200, _models_list()))
@@ -2002,7 +2022,6 @@ class _Server(ThreadingHTTPServer):
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._connections_lock:
             self._connections.add(request)
-        self.simulator._count_connection()
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -2026,6 +2045,181 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
+# --- the model catalog and the billing endpoints -------------------------------------------------------
+# GET /api/v1/models (public, AiHubMix's rich catalog with prices per 1M tokens), the billing endpoints of
+# PROTOCOL §1 (with the key) and GET /api/status. Their faults are chosen by Simulator(catalog=...,
+# billing=...) or, for the catalog, by a ``fault`` query parameter (``/api/v1/models?fault=down``).
+
+CATALOG_FAULTS: dict[str, str] = {
+    "ok": "the catalog, with prices for every model (the default)",
+    "down": "HTTP 500",
+    "slow": "the catalog, after catalog_delay seconds (default 3)",
+    "not-json": "HTTP 200 with an HTML maintenance page",
+    "wrong-shape": 'HTTP 200 with {"success": true, "data": {"models": "…"}} (no list)',
+    "unsuccessful": 'HTTP 200 with {"success": false, "message": "…"}, as AiHubMix reports failures',
+}
+BILLING_FAULTS: dict[str, str] = {
+    "ok": "every billing endpoint answers (the default)",
+    "down": "every billing endpoint answers HTTP 500",
+    "partial": "remain answers 500, subscription lacks soft_limit_usd; usage and /api/status answer",
+    "quota-units": "/api/status says display_in_currency: false; amounts are quota units (500,000 per USD)",
+}
+_ALL_MODALITIES = "text,image,audio,video,pdf"
+_GPT_FEATURES = "tools,function_calling,structured_outputs"
+# model id: (features, input modalities, context length, max output, pricing per 1M tokens). A few entries
+# use the other shapes a tolerant reader must accept: numbers as strings, a list instead of a comma
+# string, a null cache price, only `tools` or only `function_calling` for tool calls.
+_CATALOG: dict[str, tuple[Any, Any, Any, Any, Any]] = {
+    # the simulator reasons on request with any model; gpt-4o-mini, its default, is listed with `thinking`
+    "gpt-4o-mini": ("thinking," + _GPT_FEATURES, "text,image", 128000, 16384,
+                    {"input": 0.15, "output": 0.6, "cache_read": 0.075}),
+    "gpt-4o": (_GPT_FEATURES, "text,image", 128000, 16384, {"input": 2.5, "output": 10, "cache_read": 1.25}),
+    "gpt-4.1-mini": (_GPT_FEATURES + ",long_context", "text,image", 1047576, 32768,
+                     {"input": 0.4, "output": 1.6, "cache_read": 0.1}),
+    "gpt-5.4": ("thinking," + _GPT_FEATURES, "text,image,pdf", 400000, 128000,
+                {"input": 1.25, "output": 10, "cache_read": 0.125}),
+    "o4-mini": ("thinking,tools,function_calling,structured_outputs", "text,image", 200000, 100000,
+                {"input": 1.1, "output": 4.4, "cache_read": 0.275}),
+    "claude-sonnet-4-5": ("thinking,tools,function_calling", "text,image,pdf", 200000, 64000,
+                          {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}),
+    "claude-sonnet-4-5-think": ("thinking,tools", "text,image,pdf", 200000, 64000,
+                                {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}),
+    "claude-haiku-4-5": ("tools,function_calling", "text,image", 200000, 64000,
+                         {"input": 1, "output": 5, "cache_read": 0.1, "cache_write": 1.25}),
+    "gemini-2.5-flash": ("thinking,tools,function_calling,structured_outputs,web,long_context", _ALL_MODALITIES,
+                         1048576, 65536, {"input": 0.3, "output": 2.5, "cache_read": 0.075}),
+    "gemini-2.5-flash-nothink": ("tools,function_calling,structured_outputs,web,long_context", _ALL_MODALITIES,
+                                 1048576, 65536, {"input": 0.3, "output": 2.5, "cache_read": 0.075}),
+    "gemini-3.1-pro-preview": ("thinking,tools,function_calling,structured_outputs,web,long_context",
+                               _ALL_MODALITIES, 1048576, 65536, {"input": 2, "output": 12, "cache_read": 0.2}),
+    "deepseek-chat": ("tools", "text", 128000, 8192, {"input": "0.28", "output": "0.42", "cache_read": "0.028"}),
+    "deepseek-reasoner": ("thinking,function_calling", "text", 128000, 65536,
+                          {"input": "0.28", "output": "0.42", "cache_read": "0.028"}),
+    "qwen3-coder": (["tools", "function_calling", "long_context"], ["text"], "262144", "65536",
+                    {"input": 0.3, "output": 1.5, "cache_read": None}),
+    "Kimi-K2-0905": ("tools,function_calling", "text", 262144, 16384, {"input": 0.6, "output": 2.5}),
+    "sim-free": ("tools", "text", 1000, 512, {"input": 0, "output": 0}),
+    "sim-cached": ("", "text", 128000, 8192, {"input": 2, "output": 8, "cache_read": 0.5}),
+    "sim-unpriced": ("", "text", 8192, 1024, None),
+}
+CATALOG_MODELS: list[str] = list(_CATALOG)
+_BILLING = {"limit": 20.0, "used_cents": 523.4, "remain": 14.766, "quota_per_unit": 500_000}
+
+
+def _catalog_entry(model_id: str) -> dict:
+    features, modalities, context, max_output, pricing = _CATALOG[model_id]
+    entry: dict[str, Any] = {
+        "model_id": model_id,
+        "desc": f"{model_id} (simulated catalog entry; prices are examples)",
+        "types": "llm",
+        "features": features,
+        "input_modalities": modalities,
+        "max_output": max_output,
+        "context_length": context,
+    }
+    if pricing is not None:
+        entry["pricing"] = pricing
+    return entry
+
+
+def _names_of(value: Any) -> set[str]:
+    pieces = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    return {str(piece).strip().lower() for piece in pieces if str(piece).strip()}
+
+
+def _catalog_body(query: dict[str, list[str]]) -> dict:
+    """The catalog filtered and sorted as the query asks (type/types, features, modalities, model,
+    sort_by, sort_order)."""
+    def first(name: str) -> str:
+        return (query.get(name) or [""])[0].strip()
+
+    entries = [_catalog_entry(model_id) for model_id in _CATALOG]
+    kind = first("type") or first("types")
+    if kind:
+        entries = [e for e in entries if kind.lower() in _names_of(e["types"])]
+    for name, field_name in (("features", "features"), ("modalities", "input_modalities")):
+        wanted = _names_of(first(name))
+        if wanted:
+            entries = [e for e in entries if wanted <= _names_of(e[field_name])]
+    needle = first("model").lower()
+    if needle:
+        entries = [e for e in entries if needle in e["model_id"].lower()]
+    sort_by = first("sort_by")
+    if sort_by in ("context_length", "model_ratio"):
+        def number(entry: dict) -> float:
+            value: Any = entry["context_length"] if sort_by == "context_length" else (entry.get("pricing") or {}).get("input")
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return 0.0
+
+        entries.sort(key=number, reverse=first("sort_order").lower() == "desc")
+    elif first("sort_order").lower() == "desc":
+        entries.reverse()
+    return {"success": True, "message": "", "data": entries}
+
+
+def _catalog_canned(fault: str, query: dict[str, list[str]]) -> _Canned:
+    if fault == "down":
+        return _json_canned(500, {"success": False, "message": "internal server error"})
+    if fault == "not-json":
+        page = "<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>"
+        return _Canned(200, page.encode(), "text/html; charset=utf-8")
+    if fault == "wrong-shape":
+        return _json_canned(200, {"success": True, "data": {"models": "see https://aihubmix.com/models"}})
+    if fault == "unsuccessful":
+        return _json_canned(200, {"success": False, "message": "model list temporarily unavailable"})
+    return _json_canned(200, _catalog_body(query), (("Cache-Control", "max-age=300"),))
+
+
+def _billing_canned(route: str, fault: str, authorized: bool) -> _Canned:
+    if route == "status":
+        in_currency = fault != "quota-units"
+        return _json_canned(200, {"success": True, "message": "", "data": {
+            "system_name": "AiHubMix simulator", "quota_per_unit": _BILLING["quota_per_unit"],
+            "display_in_currency": in_currency}})
+    if not authorized:
+        return _json_canned(401, _invalid_token_error())
+    if fault == "down" or (fault == "partial" and route == "billing-remain"):
+        return _json_canned(500, {"error": {"message": "billing is unavailable", "type": "Aihubmix_api_error"}})
+    scale = _BILLING["quota_per_unit"] if fault == "quota-units" else 1
+    if route == "billing-subscription":
+        body: dict = {"object": "billing_subscription", "has_payment_method": True,
+                      "hard_limit_usd": _BILLING["limit"] * scale, "access_until": 0}
+        if fault != "partial":
+            body["soft_limit_usd"] = _BILLING["limit"] * scale
+        return _json_canned(200, body)
+    if route == "billing-usage":
+        return _json_canned(200, {"object": "list", "total_usage": _BILLING["used_cents"] * scale})
+    return _json_canned(200, {"object": "list", "total_usage": _BILLING["remain"] * scale})
+
+
+def _serve_account(handler: _Handler, route: str) -> None:
+    """The catalog, the billing endpoints and /api/status, with the simulator's chosen faults."""
+    simulator = handler._simulator
+    if route == "catalog":
+        query = parse_qs(urlsplit(handler.path).query)
+        fault = (query.get("fault") or [simulator.catalog])[0]
+        if fault not in CATALOG_FAULTS:
+            handler._send(_json_canned(400, {"success": False, "message": f"unknown fault {fault!r}"}))
+            return
+        if fault == "slow" and handler.server.stopping.wait(simulator.catalog_delay):
+            handler._abort()  # the simulator is stopping
+            return
+        handler._send(_catalog_canned(fault, query))
+        return
+    handler._send(_billing_canned(route, simulator.billing, handler._is_authorized()))
+
+
+_ACCOUNT_ROUTES = {
+    ("GET", "/api/v1/models"): "catalog",
+    ("GET", "/v1/dashboard/billing/subscription"): "billing-subscription",
+    ("GET", "/dashboard/billing/usage"): "billing-usage",
+    ("GET", "/dashboard/billing/remain"): "billing-remain",
+    ("GET", "/api/status"): "status",
+}
+
+
 # --- public API ------------------------------------------------------------------------------------
 
 
@@ -2036,7 +2230,11 @@ class Simulator:
     tokens and ``latency`` the time before each response starts, in seconds; ``unknown_model_status`` is
     the HTTP status of the answer to a model it does not know (400; AiHubMix also uses 404 and 503). The statistics
     (``requests``, ``connections_opened``, ``disconnects``) are thread-safe and cleared by
-    ``reset()``.
+    ``reset()``; they count the API (``/v1/models``, chat, responses, and any unknown path), while
+    ``account_requests`` and ``account_connections`` count the catalog, billing and status requests and
+    the connections they opened (a connection counts once, from its first request). ``catalog`` picks how ``GET /api/v1/models`` answers (``CATALOG_FAULTS``: ok, down, slow,
+    not-json, wrong-shape, unsuccessful; ``slow`` waits ``catalog_delay`` seconds) and ``billing`` how the
+    billing endpoints do (``BILLING_FAULTS``: ok, down, partial, quota-units).
     """
 
     def __init__(
@@ -2048,7 +2246,16 @@ class Simulator:
         delay: float = 0.0,
         latency: float = 0.0,
         unknown_model_status: int = 400,
+        catalog: str = "ok",
+        catalog_delay: float = 3.0,
+        billing: str = "ok",
     ) -> None:
+        if catalog not in CATALOG_FAULTS or billing not in BILLING_FAULTS:
+            raise ValueError(f"catalog must be one of {', '.join(CATALOG_FAULTS)} and billing one of "
+                             f"{', '.join(BILLING_FAULTS)}")
+        self.catalog = catalog
+        self.catalog_delay = catalog_delay
+        self.billing = billing
         self.unknown_model_status = unknown_model_status
         self.host = host
         self.port = port
@@ -2057,6 +2264,8 @@ class Simulator:
         self.latency = latency
         self.requests: list[RecordedRequest] = []
         self.connections_opened = 0
+        self.account_requests: list[RecordedRequest] = []  # catalog, billing and status requests
+        self.account_connections = 0  # connections whose first request was one of those
         self.disconnects: list[tuple[float, str]] = []
         self.disconnected = threading.Event()
         self._lock = threading.Lock()
@@ -2114,6 +2323,8 @@ class Simulator:
             self.requests.clear()
             self.disconnects.clear()
             self.connections_opened = 0
+            self.account_requests.clear()
+            self.account_connections = 0
             self._flaky_counts.clear()
             self.disconnected.clear()
 
@@ -2121,13 +2332,16 @@ class Simulator:
         """Wait until a client leaves in the middle of a stream; False if ``timeout`` passes first."""
         return self.disconnected.wait(timeout)
 
-    def _record(self, request: RecordedRequest) -> None:
+    def _record(self, request: RecordedRequest, account: bool = False) -> None:
         with self._lock:
-            self.requests.append(request)
+            (self.account_requests if account else self.requests).append(request)
 
-    def _count_connection(self) -> None:
+    def _count_connection(self, account: bool = False) -> None:
         with self._lock:
-            self.connections_opened += 1
+            if account:
+                self.account_connections += 1
+            else:
+                self.connections_opened += 1
 
     def _record_disconnect(self, path: str) -> None:
         with self._lock:
@@ -2154,6 +2368,11 @@ def _fault_help() -> str:
         "fault models (any other sim-* name answers normally; a missing N or S is 1):",
     ]
     lines += [f"  {name.ljust(width)}{description}" for name, description in FAULT_MODELS.items()]
+    lines += ["", "model catalog (GET /api/v1/models; --catalog, or ?fault= on its URL):"]
+    lines += [f"  {name.ljust(width)}{description}" for name, description in CATALOG_FAULTS.items()]
+    lines += ["", "billing endpoints (/v1/dashboard/billing/subscription, /dashboard/billing/usage, "
+              "/dashboard/billing/remain, /api/status; --billing):"]
+    lines += [f"  {name.ljust(width)}{description}" for name, description in BILLING_FAULTS.items()]
     return "\n".join(lines)
 
 
@@ -2174,9 +2393,14 @@ def main(argv: list[str] | None = None) -> int:
         "--latency", type=float, default=0.0, help="seconds before each response (default: 0)"
     )
     parser.add_argument("--api-key", help="the only key to accept (default: any non-empty key)")
+    parser.add_argument("--catalog", choices=list(CATALOG_FAULTS), default="ok",
+                        help="how GET /api/v1/models answers (default: %(default)s)")
+    parser.add_argument("--billing", choices=list(BILLING_FAULTS), default="ok",
+                        help="how the billing endpoints answer (default: %(default)s)")
     args = parser.parse_args(argv)
     with Simulator(
-        args.host, args.port, api_key=args.api_key, delay=args.delay, latency=args.latency
+        args.host, args.port, api_key=args.api_key, delay=args.delay, latency=args.latency,
+        catalog=args.catalog, billing=args.billing,
     ) as simulator:
         print(f"AiHubMix simulator on {simulator.base_url} (answers are simulated)", flush=True)
         try:

@@ -201,10 +201,18 @@ For data we can count, we ask for **JSON that follows a schema**: a sentiment an
 fixed list. `batch()` fills the template once per row (`{product}` and `{review}` are columns), sends the
 requests eight at a time and returns the answers in the DataFrame's order.
 """),
+    md("""
+Forty requests cost little, but it is good to know before sending them: `estimate=True` sends nothing and
+says what the batch would cost, from the model catalog's prices (an estimate: the answers' length is
+assumed unless `max_tokens` caps it).
+"""),
+    code("""
+from aihubmix_magic import batch
+
+batch(df, template="Label this review of a {product}.\\n\\nReview: {review}", model="gpt-4o-mini", estimate=True)
+"""),
     code("""
 import json
-
-from aihubmix_magic import batch
 
 LABEL_SCHEMA = {
     "type": "object",
@@ -228,7 +236,8 @@ answers = batch(
 answers.head()
 """),
     md("""
-The line under the progress bar is the batch summary (also in `answers.attrs["summary"]`). Each answer is
+The line under the progress bar is the batch summary (also in `answers.attrs["summary"]`), with what the
+batch cost (an estimate). Each answer is
 a JSON text; `json.loads` turns it into columns we can join to the data. An item that failed is missing
 (`NaN`), so `dropna()` leaves it out.
 """),
@@ -293,10 +302,18 @@ students see that models **differ**: in style, in length, in speed and in cost. 
 """ + DEMO_NOTE),
     code(SETUP),
     md("""
+## A budget for the class
+
+With one key for a whole class, set a budget for the session: once the answers have cost that much (an
+estimate from AiHubMix's price list), the next call is refused with one line saying how to raise it.
+"""),
+    code("%aihubmix budget 0.50"),
+    md("""
 ## Three models, one question
 
 `--compare` sends the prompt to every model listed, at the same time, and streams the answers in columns.
-Each column has its own footer: tokens, time to the first token, tokens per second.
+Each column has its own footer: tokens, what the answer cost (an estimate), time to the first token,
+tokens per second.
 """),
     code("""
 %%aihubmix --compare gpt-4o-mini,claude-sonnet-4-5,gemini-2.5-flash
@@ -411,6 +428,13 @@ concept = "evaporation"
 %%aihubmix -p explain-simply -m fast
 Add an everyday example.
 """),
+    md("""
+## What did this lesson cost?
+
+`%aihubmix cost` adds up this session's answers by model. `%aihubmix models --features thinking` lists the
+reasoning models with their prices per million tokens.
+"""),
+    code("%aihubmix cost"),
     md("""
 ## Ideas for the classroom
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -92,5 +94,23 @@ def ip(shell):
     shell.display_pub = saved
 
 
+_SESSION_CACHE: dict = {}
+
+
 def pytest_configure(config):
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    # the caches (the model catalog is fetched by every prompt cell) go to a directory of the test session,
+    # never the real home's, for this process and every kernel or subprocess it starts
+    directory = tempfile.mkdtemp(prefix="aihubmix-test-cache-")
+    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"))
+    os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
+
+
+def pytest_unconfigure(config):
+    if not _SESSION_CACHE:
+        return
+    if _SESSION_CACHE["saved"] is None:
+        os.environ.pop("AIHUBMIX_CACHE_PATH", None)
+    else:
+        os.environ["AIHUBMIX_CACHE_PATH"] = _SESSION_CACHE["saved"]
+    shutil.rmtree(_SESSION_CACHE["directory"], ignore_errors=True)

@@ -81,6 +81,7 @@ def test_fresh_virtualenv_from_the_binder_files(tmp_path):
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env["HOME"] = os.environ.get("HOME", str(tmp_path))  # pip's cache lives there
+    env["AIHUBMIX_CACHE_PATH"] = str(tmp_path / "cache" / "responses.sqlite")  # the catalog's cache: not in HOME
     run([str(python), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], cwd=repo, env=env)
     run(["bash", "binder/postBuild"], cwd=repo, env=env)
     result = run([str(python), "-c", CHECK], cwd=repo / "examples", env=env)

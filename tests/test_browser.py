@@ -2,7 +2,8 @@
 
 A notebook loads the extension, turns demo mode on, shows the control panel; the test picks another model
 and endpoint in the panel with the mouse and keyboard, enters a key in the panel's password field, runs a
-`%%aihubmix` cell, and checks what the page shows while the answer streams and once it is done.
+`%%aihubmix` cell, and checks what the page shows while the answer streams and once it is done (the
+footer with what the answer cost is photographed into test-artifacts/footer.png for the README).
 """
 
 from __future__ import annotations
@@ -152,6 +153,16 @@ def _compare_columns_grow_together(page, cell, wait_done) -> None:
     assert tuple(text.strip() for text in expect_models) == COMPARE_MODELS
 
 
+def _footer_picture(page, cell, output) -> None:
+    """The end of the finished answer and its footer, as the README shows them (examples/images/footer.png)."""
+    last = output.locator(".jp-OutputArea-child").last.bounding_box()
+    code = output.locator("pre").last.bounding_box()  # the answer ends with a code block
+    area = cell.bounding_box()
+    top = code["y"] - 14
+    page.screenshot(path=str(ARTIFACTS / "footer.png"), clip={
+        "x": area["x"], "y": top, "width": min(area["width"], 760), "height": last["y"] + last["height"] + 10 - top})
+
+
 def _secrets_in(text: str) -> list[str]:
     found = [key for key in (DEMO_KEY, CANARY) if key in text]
     return found + KEY_PATTERN.findall(text)
@@ -240,6 +251,8 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
             expect(output.locator("pre code, code").first).to_be_visible()
             footer = output.locator(".jp-OutputArea-child").last.inner_text().strip()
             assert footer.startswith(CHOSEN_MODEL + " · responses · "), footer
+            assert re.search(r" tokens · (≈ \$\d+\.\d{4}|< \$0\.0001) · ", footer), footer  # what it cost
+            _footer_picture(page, answer, output)
             expect(panel.locator(".aihubmix-status")).to_contain_text(f"last call: {CHOSEN_MODEL} · responses")
 
             page.keyboard.press("Escape")

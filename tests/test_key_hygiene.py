@@ -29,6 +29,9 @@ CELLS = [
     ("%aihubmix help", True),
     ("%aihubmix models", True),
     ("%aihubmix models claude", True),
+    ("%aihubmix models --features tools --modality image --refresh", True),
+    ("%aihubmix budget 100", True),
+    ("%aihubmix balance", True),
     ("%aihubmix use gpt-4o", True),
     ("%%aihubmix -o answer\nA list and a table, please.", True),
     ("answer", True),
@@ -86,6 +89,8 @@ CELLS = [
     ("items = ['a', 'b']", True),
     ("%%aihubmix --over items -o batch_out\nSay {}", False),
     ("%aihubmix export exported.ipynb", False),
+    ("%aihubmix cost", True),
+    ("%aihubmix budget off", True),
     # what the user holds
     ("history()", True),
     ("print([repr(r) for r in history()])", True),
@@ -108,6 +113,9 @@ CELLS = [
      "print('HELD', len(held))\n"
      "del key", True),
 ]
+
+
+ACCOUNT_REQUESTS: list = []  # what the simulator's catalog and billing endpoints received, kept by `executed`
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +143,7 @@ def executed(tmp_path_factory, sim):
     saved = workdir / "saved.ipynb"
     nbformat.write(nb, saved)
     requests = list(sim.requests)
+    ACCOUNT_REQUESTS[:] = sim.account_requests  # the catalog, billing and status requests
     return nb, saved, home, requests
 
 
@@ -183,6 +192,7 @@ def test_the_key_is_in_no_file_written(executed):
     _, _, home, _ = executed
     files = [path for path in home.rglob("*") if path.is_file()]
     assert any(path.name == "saved.ipynb" for path in files)
+    assert [path for path in files if path.parent.name == "catalog" and path.suffix == ".json"]  # it was searched
     for path in files:
         data = path.read_bytes()
         assert CANARY.encode() not in data and SECRET_PART.encode() not in data, path
@@ -199,6 +209,19 @@ def test_the_key_went_only_into_the_authorization_header(executed, sim):
         others = {name: value for name, value in request.headers.items() if name != "authorization"}
         assert CANARY not in repr(others) and CANARY not in repr(request.body) and CANARY not in request.path
     assert sum(r.headers["authorization"] == f"Bearer {CANARY}" for r in requests) > 30
+
+
+@pytest.mark.kernel
+def test_the_catalog_gets_no_key_and_the_billing_endpoints_get_it_in_the_header_only(executed):
+    account = ACCOUNT_REQUESTS
+    paths = {request.path.split("?")[0] for request in account}
+    assert {"/api/v1/models", "/v1/dashboard/billing/subscription", "/dashboard/billing/usage",
+            "/dashboard/billing/remain", "/api/status"} <= paths
+    for request in account:
+        public = request.path.startswith(("/api/v1/models", "/api/status"))
+        assert request.headers.get("authorization") == (None if public else f"Bearer {CANARY}"), request.path
+        others = {name: value for name, value in request.headers.items() if name != "authorization"}
+        assert CANARY not in repr(others) and CANARY not in request.path and request.body is None
 
 
 # -- in this process -----------------------------------------------------------------------------------

@@ -1,0 +1,457 @@
+"""What answers cost (an estimate from the model catalog's prices), this session's spend, and its budget.
+
+**The price unit.** AiHubMix's documentation says the catalog's prices are USD per 1K tokens, but its own
+MCP server computes `tokens × price / 1e6`, another client reads them per 1M, and the published example (a
+flash model at 1.5 in / 7.5 out) only makes sense per 1M. So prices are taken per `PRICE_UNIT_TOKENS`
+(1M) tokens, in this one constant, shown "per 1M tokens" in `%aihubmix models` (a user can compare them
+with the website), and every cost is labelled an estimate: `≈ $0.0012`, `< $0.0001`.
+
+**A cost** (`cost_of`): input tokens at the input price, cached input tokens at `cache_read` when the
+model has one, output tokens (reasoning included, as the API counts them) at the output price. None when
+the model has no price or the answer no usage. `cache_write` is not used: the usage the API returns does
+not say how many tokens were written to a cache. An answer from the local response cache cost nothing.
+
+**The ledger**: every answer this session received (cells, `--compare` columns, batch items), by model:
+calls, tokens, USD. An answer whose price was unknown when it arrived (the catalog still loading) is
+priced again when the spend is next read.
+
+**The budget** (`settings.budget`, `%aihubmix budget USD|off`): once the session's spend reaches it, the
+next call is refused with `BudgetExceededError` before anything is sent. A batch checks before starting
+each item and also counts the items in flight at their estimated cost, so concurrency does not carry it
+far past the budget; once it stops starting items it stays stopped (the rest are cancelled).
+
+No httpx (nor anything that imports it) at import time.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ._catalog import COMMAND_WAIT, PROMPT_WAIT, ModelInfo, catalog, estimate_tokens, find_model, lookup
+from ._exceptions import BudgetExceededError
+
+__all__ = [
+    "ASSUMED_OUTPUT_TOKENS",
+    "BudgetGate",
+    "CostEstimate",
+    "Ledger",
+    "PRICE_UNIT_TOKENS",
+    "budget_summary",
+    "check_budget",
+    "cost_of",
+    "estimate_batch",
+    "footer_cost",
+    "format_budget",
+    "format_cost",
+    "format_price",
+    "format_usd",
+    "ledger",
+    "markdown_dollars",
+    "record",
+    "response_cost",
+    "spend_table",
+    "total_cost",
+]
+
+PRICE_UNIT_TOKENS = 1_000_000  # the catalog's prices are USD per this many tokens (see the module docstring)
+ASSUMED_OUTPUT_TOKENS = 500  # an estimate's answer length per item when no max_tokens says otherwise
+SMALLEST_SHOWN = 0.0001  # USD; anything above zero and below this is shown as "< $0.0001"
+
+
+# -- one answer -----------------------------------------------------------------------------------------------
+def cost_of(usage, info: ModelInfo | None) -> float | None:
+    """USD for `usage` (a Usage) at `info`'s prices, or None when either is missing."""
+    if usage is None or info is None or not info.priced:
+        return None
+    cached = max(0, min(usage.cached_tokens, usage.input_tokens))
+    if info.cache_read_price is not None:
+        input_cost = (usage.input_tokens - cached) * info.input_price + cached * info.cache_read_price
+    else:
+        input_cost = usage.input_tokens * info.input_price
+    return (input_cost + usage.output_tokens * info.output_price) / PRICE_UNIT_TOKENS
+
+
+def _model_of(response) -> str:
+    """The model id the request named (what the catalog lists), else the one the answer names."""
+    request = getattr(response, "request", None) or {}
+    return str(request.get("model") or getattr(response, "model", "") or "")
+
+
+def _info_for(response: Any, wait: float) -> ModelInfo | None:
+    info = lookup(_model_of(response), wait)
+    model = str(getattr(response, "model", "") or "")
+    if info is None and model and model != _model_of(response):
+        info = lookup(model, 0.0)
+    return info
+
+
+def response_cost(response, wait: float = 0.0) -> float | None:
+    """`Response.cost`: 0.0 for an answer from the local cache, else `cost_of` its usage and model."""
+    if getattr(response, "cached", False):
+        return 0.0
+    if getattr(response, "usage", None) is None:
+        return None
+    return cost_of(response.usage, _info_for(response, wait))
+
+
+def format_usd(usd: float) -> str:
+    """A dollar amount without the estimate sign: $0.0012, $1.23, $0."""
+    if usd == 0:
+        return "$0"
+    if usd < SMALLEST_SHOWN:
+        return f"${usd:.6f}".rstrip("0")
+    if usd < 1:
+        return f"${usd:.4f}"
+    return f"${usd:,.2f}"
+
+
+def format_budget(usd: float) -> str:
+    """A budget, an amount the user chose: $0.50, $5.00 (more digits only below a cent)."""
+    return f"${usd:,.2f}" if usd >= 0.01 else format_usd(usd)
+
+
+def format_cost(usd: float | None) -> str:
+    """A cost labelled as an estimate: `≈ $0.0012`, `< $0.0001`, `≈ $0`; "" when unknown."""
+    if usd is None:
+        return ""
+    if 0 < usd < SMALLEST_SHOWN:
+        return "< $0.0001"
+    return f"≈ {format_usd(usd)}"
+
+
+def format_price(price: float | None) -> str:
+    """A catalog price for a table: `$0.15`, `free`, `—` when unknown."""
+    if price is None:
+        return "—"
+    if price == 0:
+        return "free"
+    return f"${price:,.4f}".rstrip("0").rstrip(".") if price < 0.01 else f"${price:,.2f}"
+
+
+def markdown_dollars(text: str) -> str:
+    """`$` as `&#36;` for Markdown output: Jupyter reads two dollar signs in one block (a table, a row of
+    footers) as LaTeX math and mangles what lies between them; the entity shows as a plain `$`."""
+    return text.replace("$", "&#36;")
+
+
+def footer_cost(response) -> str | None:
+    """The footer's part: `≈ $0.0012` / `< $0.0001`; None when unknown or the answer came from the cache.
+    It never waits for the catalog (a footer is painted often)."""
+    if getattr(response, "cached", False):
+        return None
+    return format_cost(response_cost(response)) or None
+
+
+def total_cost(responses: Iterable, wait: float = PROMPT_WAIT) -> float | None:
+    """The summed cost of the answers that have one (cached ones cost nothing); None if none has one.
+    Waits at most `wait` seconds (once) for a catalog being fetched."""
+    catalog().ensure(wait)
+    costs = [response_cost(r) for r in responses if r is not None]
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
+
+
+# -- the session's spend --------------------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    model: str
+    usage: Any
+    cost: float | None
+
+
+class Ledger:
+    """This session's answers and what they cost, by model. Thread-safe (batch items are recorded from
+    the batch's thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[_Entry] = []
+        self._unpriced: list[_Entry] = []  # entries with usage but no cost yet (the catalog was not known)
+        self._priced_with: object = None  # the catalog those were last tried with
+        self._seen: weakref.WeakSet = weakref.WeakSet()
+
+    def record(self, response) -> None:
+        """Count an answer once (cached answers cost nothing and are not counted)."""
+        if response is None or getattr(response, "cached", False):
+            return
+        with self._lock:
+            if response in self._seen:
+                return
+            self._seen.add(response)
+        entry = _Entry(_model_of(response), getattr(response, "usage", None), response_cost(response))
+        with self._lock:
+            self._entries.append(entry)
+            if entry.cost is None and entry.usage is not None:
+                self._unpriced.append(entry)
+
+    def _price_late(self, wait: float) -> None:
+        """Entries recorded before the catalog arrived get their cost now, if it has (tried once per catalog)."""
+        if not self._unpriced:
+            return
+        try:
+            models = catalog().ensure(wait)
+        except Exception:  # no usable catalog URL: nothing to price with
+            return
+        with self._lock:
+            if models is None or models is self._priced_with:
+                return
+            self._priced_with = models
+            for entry in self._unpriced:
+                entry.cost = cost_of(entry.usage, find_model(models, entry.model))
+            self._unpriced = [entry for entry in self._unpriced if entry.cost is None]
+
+    def spent(self, wait: float = 0.0) -> float:
+        """USD spent this session (an estimate; answers without a known price count 0)."""
+        self._price_late(wait)
+        with self._lock:
+            return sum(e.cost for e in self._entries if e.cost is not None)
+
+    def by_model(self, wait: float = 0.0) -> list[dict]:
+        """One row per model, in the order first used: model, calls, input/output tokens, usd, unpriced."""
+        self._price_late(wait)
+        rows: dict[str, dict] = {}
+        with self._lock:
+            for entry in self._entries:
+                row = rows.setdefault(entry.model, {"model": entry.model, "calls": 0, "input_tokens": 0,
+                                                    "output_tokens": 0, "usd": 0.0, "unpriced": 0})
+                row["calls"] += 1
+                if entry.usage is not None:
+                    row["input_tokens"] += entry.usage.input_tokens
+                    row["output_tokens"] += entry.usage.output_tokens
+                if entry.cost is None:
+                    row["unpriced"] += 1
+                else:
+                    row["usd"] += entry.cost
+        return list(rows.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._unpriced.clear()
+            self._priced_with = None
+            self._seen = weakref.WeakSet()
+
+
+ledger = Ledger()
+
+
+def record(response) -> None:
+    """Count an answer (or each answer of a Comparison) in this session's spend."""
+    inner = getattr(response, "responses", None)
+    if inner is not None and not hasattr(response, "usage"):
+        for item in inner:
+            ledger.record(item)
+    else:
+        ledger.record(response)
+
+
+def spend_table() -> dict:
+    """Display data for `%aihubmix cost`: this session's spend by model, and the budget."""
+    rows = ledger.by_model(PROMPT_WAIT)
+    if not rows:
+        text = "No calls yet this session: nothing spent." + _budget_note(0.0)
+        return {"text/markdown": markdown_dollars(text), "text/plain": text}
+    table = ["| model | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
+    plain = [f"{'model':<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
+    total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0, "unpriced": 0}
+    for row in rows:
+        for name in total:
+            total[name] += row[name]
+        usd = _usd_cell(row)
+        table.append(f"| `{row['model']}` | {row['calls']:,} | {row['input_tokens']:,} | {row['output_tokens']:,} "
+                     f"| {usd} |")
+        plain.append(f"{row['model']:<32} {row['calls']:>6,} {row['input_tokens']:>10,} {row['output_tokens']:>10,}"
+                     f"  {usd}")
+    usd = _usd_cell(total)
+    table.append(f"| **total** | {total['calls']:,} | {total['input_tokens']:,} | {total['output_tokens']:,} "
+                 f"| **{usd}** |")
+    plain.append(f"{'total':<32} {total['calls']:>6,} {total['input_tokens']:>10,} {total['output_tokens']:>10,}  {usd}")
+    notes = ["Estimates from the model catalog's prices (USD per 1M tokens); answers from the local cache "
+             "are free and not counted."]
+    if total["unpriced"]:
+        count = total["unpriced"]
+        notes.append(f"{count} call{'s' * (count != 1)} had no usage or no known price and count $0 (marked +?).")
+    note = " ".join(notes) + _budget_note(total["usd"])
+    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{note}</sub>"),
+            "text/plain": "\n".join(plain + [note])}
+
+
+def _usd_cell(row: dict) -> str:
+    text = format_cost(row["usd"]) if row["usd"] or not row["unpriced"] else "—"
+    return text + (" +?" if row["unpriced"] and row["usd"] else "")
+
+
+def _budget_note(spent: float) -> str:
+    from ._settings import settings
+
+    if settings.budget is None:
+        return ""
+    left = max(0.0, settings.budget - spent)
+    return f" Budget {format_budget(settings.budget)}: ≈ {format_usd(left)} left."
+
+
+# -- the budget -----------------------------------------------------------------------------------------------
+def check_budget(wait: float = PROMPT_WAIT) -> None:
+    """Raise BudgetExceededError (one line: the budget, the spend, how to raise it) if this session's
+    spend has reached `settings.budget`. Call it before anything is sent. It also starts fetching the
+    model catalog in the background (the answer's cost will need it); with a budget set it waits for it
+    at most `wait` seconds, so that the spend so far is priced."""
+    from ._settings import settings
+
+    budget = settings.budget
+    try:
+        catalog().ensure(wait if budget is not None else 0.0)
+    except Exception:  # an unusable base URL: the request itself will say so
+        pass
+    if budget is None:
+        return
+    spent = ledger.spent(wait)
+    if spent >= budget:
+        raise BudgetExceededError(
+            f"The session budget of {format_budget(budget)} is used up (spent {format_cost(spent)}, an estimate), "
+            f"so nothing was sent. Raise it with `%aihubmix budget {_suggest(budget, spent)}` "
+            "(or `settings.budget = …`; `%aihubmix budget off` removes it).",
+            budget=budget, spent=spent)
+
+
+def _suggest(budget: float, spent: float) -> str:
+    target = max(budget * 2, spent + budget)
+    return f"{math.ceil(target * 100) / 100:.2f}"
+
+
+def budget_summary() -> str:
+    """One line for `%aihubmix budget` and the panel: the budget, the spend, what is left."""
+    from ._settings import settings
+
+    spent = ledger.spent(0.0)
+    spent_text = format_cost(spent) if spent else "$0"
+    if settings.budget is None:
+        return f"No budget (spent {spent_text} this session)."
+    left = settings.budget - spent
+    state = f"≈ {format_usd(left)} left" if left > 0 else "used up: the next call will be refused"
+    return f"Budget {format_budget(settings.budget)} · spent {spent_text} · {state}."
+
+
+class BudgetGate:
+    """A batch's check before each item: with a budget, start an item only while the spend plus the
+    estimated cost of the items in flight is below it; once it says no, it stays no."""
+
+    def __init__(self, endpoint: str) -> None:
+        from ._settings import settings
+
+        self.budget = settings.budget
+        self.endpoint = endpoint
+        self.stopped = False
+        self._reserved = 0.0
+        self._lock = threading.Lock()
+
+    def start(self, body: dict) -> float | None:
+        """The reservation (USD) for the item about to be sent, or None: do not send it."""
+        if self.budget is None:
+            return 0.0
+        with self._lock:
+            if self.stopped or ledger.spent(0.0) + self._reserved >= self.budget:
+                self.stopped = True
+                return None
+            reservation = _estimate_body(body, self.endpoint)[2] or 0.0
+            self._reserved += reservation
+            return reservation
+
+    def finish(self, reservation: float, response) -> None:
+        """The item is done: count its real cost, release its reservation."""
+        ledger.record(response)
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - reservation)
+
+
+# -- estimates ------------------------------------------------------------------------------------------------
+def _request_content(body: dict) -> tuple[object, str]:
+    if "messages" in body:
+        return body.get("messages"), ""
+    instructions = body.get("instructions")
+    return body.get("input"), instructions if isinstance(instructions, str) else ""
+
+
+def _estimate_body(body: dict, endpoint: str, info: ModelInfo | None = None) -> tuple[int, int, float | None]:
+    """(input tokens, output tokens, USD) estimated for one request body."""
+    content, instructions = _request_content(body)
+    input_tokens = estimate_tokens(content) + (estimate_tokens(instructions) if instructions else 0)
+    limit = body.get("max_tokens", body.get("max_output_tokens"))
+    output_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else ASSUMED_OUTPUT_TOKENS
+    info = info if info is not None else lookup(str(body.get("model", "")))
+    if info is not None and info.max_output:
+        output_tokens = min(output_tokens, info.max_output)
+    if info is None or not info.priced or info.input_price is None or info.output_price is None:
+        return input_tokens, output_tokens, None
+    usd = (input_tokens * info.input_price + output_tokens * info.output_price) / PRICE_UNIT_TOKENS
+    return input_tokens, output_tokens, usd
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a batch would cost, estimated before anything is sent (`batch(..., estimate=True)`,
+    `%%aihubmix --over … --estimate`). `cost` is None when the model has no known price."""
+
+    model: str
+    items: int
+    input_tokens: int
+    output_tokens: int
+    output_basis: str
+    cost: float | None
+    budget_left: float | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        items = f"{self.items:,} item{'s' * (self.items != 1)}"
+        head = (f"Estimate for {items} on {self.model}: about {self.input_tokens:,} input tokens (from the text, "
+                f"~4 characters a token) + {self.output_tokens:,} output tokens ({self.output_basis})")
+        if self.cost is None:
+            text = f"{head}; no price known for {self.model}, so no cost. {self.note}".rstrip()
+        else:
+            text = f"{head} → {format_cost(self.cost)}."
+            if self.budget_left is not None:
+                if self.cost > self.budget_left:
+                    text += (f" That is more than the ≈ {format_usd(max(0.0, self.budget_left))} left in the "
+                             "session budget: the batch would stop early.")
+                else:
+                    text += f" The session budget has ≈ {format_usd(self.budget_left)} left."
+        return text + " Nothing was sent."
+
+    def __repr__(self) -> str:
+        return f"<CostEstimate {self}>"
+
+    def _repr_markdown_(self) -> str:
+        return markdown_dollars(str(self))
+
+
+def estimate_batch(bodies: list[dict], endpoint: str) -> CostEstimate:
+    """A CostEstimate for the request bodies of a batch (all for one model); waits for the catalog."""
+    from ._settings import settings
+
+    model = str(bodies[0].get("model", "")) if bodies else settings.model
+    info = lookup(model, COMMAND_WAIT)
+    total_input = total_output = 0
+    total_usd = 0.0
+    priced = info is not None and info.priced
+    for body in bodies:
+        input_tokens, output_tokens, usd = _estimate_body(body, endpoint, info)
+        total_input += input_tokens
+        total_output += output_tokens
+        total_usd += usd or 0.0
+    limits = {body.get("max_tokens", body.get("max_output_tokens")) for body in bodies}
+    limit = next(iter(limits)) if len(limits) == 1 else None
+    if isinstance(limit, int):
+        basis = f"max_tokens {limit:,} per item, an upper bound"
+    else:
+        basis = f"{ASSUMED_OUTPUT_TOKENS:,} per item assumed, as no max_tokens is set"
+    if info is not None and info.max_output and (not isinstance(limit, int) or limit > info.max_output):
+        basis += f"; at most the model's {info.max_output:,}"
+    note = "" if info is not None else catalog().describe()
+    left = None if settings.budget is None else settings.budget - ledger.spent(PROMPT_WAIT)
+    return CostEstimate(model=model, items=len(bodies), input_tokens=total_input, output_tokens=total_output,
+                        output_basis=basis, cost=total_usd if priced else None, budget_left=left, note=note)
