@@ -437,7 +437,7 @@ class AihubmixMagics(Magics, SettingTraits):
         aliases = alias_rows(options["needle"])
         if aliases:
             listing["text/markdown"] += "\n\n" + "\n".join(
-                ["| alias | model |", "|---|---|"] + [f"| `{name}` | `{model}` |" for name, model in aliases])
+                ["| alias | stands for |", "|---|---|"] + [f"| `{name}` | alias for `{model}` |" for name, model in aliases])
             listing["text/plain"] += "".join(f"\n{name:<40} alias for {model}" for name, model in aliases)
         display(listing, raw=True)
 

@@ -115,6 +115,7 @@ class Panel(widgets.VBox):
             toggle.add_class(f"aihubmix-filter-{badge}")
             toggle.observe(lambda _change: self._show_options(), names="value")
         self._models: list[tuple[str, str, tuple[str, ...]]] = []  # (id, label, badges), as last fetched
+        self._aliases: list[tuple[str, str]] = []  # (alias, model) offered first in the picker
 
         self.temperature = _OptionalNumber(self, "temperature", "temperature", widgets.FloatSlider(
             value=1.0, min=0.0, max=2.0, step=0.05, readout_format=".2f", continuous_update=False))
@@ -268,8 +269,9 @@ class Panel(widgets.VBox):
                 return True
             from ._prompts import alias_rows  # `%aihubmix alias fast gpt-4o-mini`: "fast" is offered too
 
-            aliases = [(name, _SEPARATOR.join((name, f"→ {model}")), ()) for name, model in alias_rows()]
-            self._models = aliases + [_entry(model_id, infos) for model_id in ids]
+            self._aliases = alias_rows()
+            self._models = [(name, name, ()) for name, _ in self._aliases] + [_entry(model_id, infos)
+                                                                              for model_id in ids]
             self._show_options()
             return True
 
@@ -281,7 +283,8 @@ class Panel(widgets.VBox):
         priced = any(_SEPARATOR in label for _, label, _ in self._models)
         what = f"{len(shown)} of {len(self._models)} models" if wanted else f"{len(self._models)} models"
         unit = " (price: USD per 1M tokens in / out, an estimate's basis)" if priced else ""
-        self.models_note.value = f"<small>{what}: type to search{unit}</small>"
+        listed = "".join(f", {html.escape(name)} → {html.escape(model)}" for name, model in self._aliases)
+        self.models_note.value = f"<small>{what}: type to search{unit}{listed}</small>"
 
     def close(self) -> None:
         """Stop following the settings and close every widget of the panel."""
