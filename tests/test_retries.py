@@ -124,7 +124,8 @@ def test_never_retried_once_a_streamed_answer_started(client, sim, endpoint):
 
 def test_a_stall_mid_stream_is_not_retried(sim):
     retries = Retries()
-    with Client(TEST_KEY, sim.base_url, timeout=0.3) as client:
+    # 1 s: the stall must be the only slow part (under load, 0.3 s was sometimes too short for the headers)
+    with Client(TEST_KEY, sim.base_url, timeout=1.0) as client:
         response = client.chat("hi", model="sim-stall-2", stream=True, on_retry=retries)
         with pytest.raises(APITimeoutError):
             response.text
