@@ -6,6 +6,7 @@
     │   ├── InvalidRequestError      a request field that cannot work (a temperature of 3, …; also a ValueError)
     │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
+    ├── ToolDefinitionError          a tool that cannot be described as a JSON schema (also a ValueError)
     ├── APIConnectionError           the server could not be reached, or the connection broke
     │   └── APITimeoutError          connect or read timed out
     ├── APIStatusError               the server answered with an HTTP error status
@@ -53,6 +54,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "StreamInterruptedError",
+    "ToolDefinitionError",
 ]
 
 
@@ -65,6 +67,11 @@ class AihubmixError(Exception):
 class BatchInputError(AihubmixError, ValueError):
     """batch() was given input it cannot use (no prompts, a template naming a missing column, …);
     nothing was sent."""
+
+
+class ToolDefinitionError(AihubmixError, ValueError):
+    """A function given as a tool cannot be described (no name, `*args`, a type with no JSON schema, …);
+    the message names it. Nothing was sent."""
 
 
 class ConfigurationError(AihubmixError):
