@@ -21,7 +21,7 @@ import copy
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._protocol import DEFAULT_MAX_STEPS, follow_up
 from ._tools import Tool, parse_arguments, run_call
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._request import Request
     from ._response import Response
 
-__all__ = ["DEFAULT_MAX_STEPS", "Approver", "ToolLoopInterrupted", "arun_tool_loop", "max_steps_line",
+__all__ = ["DEFAULT_MAX_STEPS", "Approver", "ToolDriver", "ToolLoopInterrupted", "arun_tool_loop", "max_steps_line",
            "run_tool_loop", "summary_line"]
 
 Approve = bool | Callable[[ToolCall], bool] | None
@@ -70,7 +70,7 @@ class Approver:
 
                 return False, f"the approval function failed: {one_line(exc)}"
         if self.ask is None:
-            return False, "nobody could be asked (no interactive frontend): skipped"
+            return False, "nobody could be asked: no interactive frontend"
         answer = self.ask(call, signature)
         if answer == "always":
             self.always = True
@@ -133,6 +133,8 @@ def run_tool_loop(request: Request, send: Callable[[Request], Response], *, appr
     `before_calls(step)` is called when a step starts (its calls not yet run), `on_call(step, run)` after
     each call. Returns the final answer, with `.steps` and the summed `.usage`; when the limit stops it, its
     status is "incomplete" and its finish reason "max_steps"."""
+    from ._exceptions import AihubmixError
+
     state = _Steps(request, max_steps, scrub)
     current = request
     response = send(current)
@@ -158,6 +160,13 @@ def run_tool_loop(request: Request, send: Callable[[Request], Response], *, appr
             state.add_usage(partial)
         answer = state.last if state.last is not None else response
         raise ToolLoopInterrupted(state.finish(answer, status="cancelled")) from None
+    except AihubmixError as exc:  # a later step failed: its Response keeps the steps so far
+        if exc.response is not None and exc.response is not state.last:
+            state.add_usage(exc.response)
+            exc.response.steps = list(state.steps)
+            if state.usage is not None:
+                exc.response.usage = state.usage
+        raise
 
 
 async def arun_tool_loop(request: Request, send: Callable[[Request], Awaitable[Response]], *,
@@ -185,6 +194,46 @@ async def arun_tool_loop(request: Request, send: Callable[[Request], Awaitable[R
 def _bind(function: Callable[[ToolCall, Approver], ToolRun], call: ToolCall,
           approver: Approver) -> Callable[[], ToolRun]:
     return lambda: function(call, approver)
+
+
+class ToolDriver:
+    """The async driver of `batch()`, with the tool loop around each request that offers Python functions:
+    the same `send(request, body)` and `retries`. Tools run on a helper thread, one call at a time (user
+    functions need not be thread-safe), so the event loop keeps the other requests going."""
+
+    def __init__(self, driver: Any, *, approve: Approve, max_steps: int, scrub: Callable[[str], str]) -> None:
+        import asyncio
+
+        self.driver = driver
+        self.approve = approve
+        self.max_steps = max_steps
+        self.scrub = scrub
+        self._lock = asyncio.Lock()
+
+    @property
+    def retries(self) -> int:
+        return int(self.driver.retries)
+
+    async def send(self, request: Request, body: dict[str, Any] | None = None) -> Response:
+        from ._protocol import has_runnable_tools
+
+        if not has_runnable_tools(request):
+            return await self.driver.send(request, body)
+        bodies = [body]
+
+        async def send_step(step_request: Request) -> Response:
+            first = bodies.pop() if bodies else None
+            response: Response = await self.driver.send(step_request, first)
+            return response
+
+        return await arun_tool_loop(request, send_step, approver=Approver(approve=self.approve),
+                                    max_steps=self.max_steps, scrub=self.scrub, run_in_thread=self._run)
+
+    async def _run(self, job: Callable[[], ToolRun]) -> ToolRun:
+        import asyncio
+
+        async with self._lock:
+            return await asyncio.to_thread(job)
 
 
 def summary_line(response: Response) -> str | None:
