@@ -70,7 +70,7 @@ class NotebookView:
 
     def __init__(
         self,
-        publisher: IPythonPublisher | None = None,
+        publisher: Any = None,
         *,
         interval: float = 0.1,
         quiet: float = 0.04,

@@ -128,8 +128,8 @@ def _describe(function: Callable[..., Any], *, name: str | None, description: st
         raise ToolDefinitionError(f"{label} is not a function")
     if isinstance(function, type):
         raise ToolDefinitionError(f"{label} is a class: give a function that the model may call")
-    tool_name = name or getattr(function, "__name__", "")
-    if not _NAME.match(tool_name or ""):
+    tool_name = str(name or getattr(function, "__name__", "") or "")
+    if not _NAME.match(tool_name):
         raise ToolDefinitionError(f"cannot describe {label}: a tool needs a name of letters, digits, _ or - "
                                   "(define it with def, not lambda)")
     try:
@@ -137,7 +137,7 @@ def _describe(function: Callable[..., Any], *, name: str | None, description: st
     except (TypeError, ValueError):
         raise ToolDefinitionError(f"cannot describe {tool_name}: Python gives no signature for it") from None
     try:
-        hints = typing.get_type_hints(function)
+        hints = typing.get_type_hints(function, include_extras=True)
     except Exception as exc:  # a hint naming something undefined, a string hint that is not Python
         raise ToolDefinitionError(f"cannot describe {tool_name}: its type hints cannot be read ({exc})") from None
     summary, documented = _parse_docstring(inspect.getdoc(function) or "")
@@ -204,12 +204,7 @@ def _schema(hint: Any, definitions: dict[str, Any]) -> tuple[dict[str, Any], Cal
         text = next((a for a in args[1:] if isinstance(a, str)), None)
         return ({**schema, "description": text} if text else schema), convert
     if origin is typing.Literal:
-        values = list(args)
-        kinds = {_SIMPLE.get(type(value)) for value in values}
-        schema: dict[str, Any] = {"enum": values}
-        if len(kinds) == 1 and None not in kinds:
-            schema = {"type": kinds.pop(), "enum": values}
-        return schema, None
+        return _enum_schema(list(args)), None
     if origin is typing.Union or (sys.version_info >= (3, 10) and origin is types.UnionType):
         members = [a for a in args if a is not type(None)]
         nullable = len(members) < len(args)
@@ -224,12 +219,7 @@ def _schema(hint: Any, definitions: dict[str, Any]) -> tuple[dict[str, Any], Cal
             options.append({"type": "null"})
         return {"anyOf": options}, None
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        values = [member.value for member in hint]
-        kinds = {_SIMPLE.get(type(value)) for value in values}
-        schema = {"enum": values}
-        if len(kinds) == 1 and None not in kinds:
-            schema = {"type": kinds.pop(), "enum": values}
-        return schema, hint
+        return _enum_schema([member.value for member in hint]), hint
     if hint in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset, typing.Sequence,
                                                            _abc("Sequence"), _abc("Iterable")):
         container = origin or hint
@@ -256,9 +246,10 @@ def _schema(hint: Any, definitions: dict[str, Any]) -> tuple[dict[str, Any], Cal
             schema["additionalProperties"] = value_schema
         return schema, None
     if isinstance(hint, type) and callable(getattr(hint, "model_json_schema", None)):  # a pydantic model
-        model_schema = dict(hint.model_json_schema())
+        model: Any = hint
+        model_schema = dict(model.model_json_schema())
         definitions.update(model_schema.pop("$defs", {}))
-        return model_schema, hint.model_validate
+        return model_schema, model.model_validate
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         fields = typing.get_type_hints(hint)
         properties = {}
@@ -270,6 +261,13 @@ def _schema(hint: Any, definitions: dict[str, Any]) -> tuple[dict[str, Any], Cal
         return ({"type": "object", "properties": properties, "required": required},
                 lambda value: hint(**value) if isinstance(value, dict) else value)
     raise _Undescribable(getattr(hint, "__name__", None) or repr(hint))
+
+
+def _enum_schema(values: list[Any]) -> dict[str, Any]:
+    kinds = {_SIMPLE.get(type(value)) for value in values}
+    if len(kinds) == 1 and None not in kinds:
+        return {"type": kinds.pop(), "enum": values}
+    return {"enum": values}
 
 
 def _abc(name: str) -> Any:

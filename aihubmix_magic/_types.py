@@ -216,7 +216,8 @@ def _citations(annotations: object) -> list[Citation]:
     for annotation in annotations if isinstance(annotations, list) else ():
         if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
             continue
-        inner = annotation.get("url_citation") if isinstance(annotation.get("url_citation"), dict) else annotation
+        nested = annotation.get("url_citation")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else annotation
         url = inner.get("url")
         if isinstance(url, str) and url:
             found.append(Citation(url, str(inner.get("title") or "")))

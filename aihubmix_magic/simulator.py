@@ -1207,10 +1207,12 @@ def _read_input(endpoint: str, body: dict) -> _Input:
 def _offered_functions(endpoint: str, body: dict) -> list[tuple[str, dict]]:
     """The functions a request offers: (name, parameters schema), in order."""
     functions = []
-    for tool in body.get("tools") if isinstance(body.get("tools"), list) else ():
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             continue
-        spec = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        inner = tool.get("function")
+        spec: dict = inner if isinstance(inner, dict) else tool
         if isinstance(spec.get("name"), str):
             functions.append((spec["name"], _dict(spec.get("parameters"))))
     return functions
@@ -1219,8 +1221,9 @@ def _offered_functions(endpoint: str, body: dict) -> list[tuple[str, dict]]:
 def _wants_web_search(endpoint: str, body: dict) -> bool:
     if endpoint == "chat":
         return isinstance(body.get("web_search_options"), dict)
-    tools = body.get("tools") if isinstance(body.get("tools"), list) else ()
-    return any(isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview") for t in tools)
+    tools = body.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview") for t in tools)
 
 
 _OTHER_VALUES = {"Paris": "London", "London": "Paris"}
@@ -1266,7 +1269,8 @@ def _tool_calls(fault: str, model: str, endpoint: str, body: dict, source: _Inpu
     chosen = offered[:1]
     if fault == "parallel-tools":
         chosen = offered if len(offered) > 1 else offered * 2
-    calls, seen = [], {}
+    calls: list[_Call] = []
+    seen: dict[str, dict] = {}
     for number, (name, schema) in enumerate(chosen):
         values = arguments(schema)
         if name in seen:
