@@ -88,8 +88,9 @@ class _SubshellWaiter:
         self.subshell_id = subshell_id
 
     def route(self, widget: Any) -> None:
-        """Send `widget`'s comm messages from the frontend to the subshell. Call it after the widget was
-        displayed: the comm resets the route whenever it publishes from the main thread."""
+        """Send `widget`'s comm messages from the frontend to the subshell. Call it once the widget is built
+        and before it is shown (a click may come at once); the comm resets the route whenever it publishes
+        from the main thread, so nothing may change the widget while the cell waits."""
         comm = getattr(widget, "comm", None)
         if comm is not None:
             comm._reply_subshell_id = self.subshell_id
@@ -154,9 +155,9 @@ def _ask_with_buttons(summary: str, detail: str, waiter: _SubshellWaiter) -> Ans
         buttons.append(button)
     prompt = widgets.VBox([label, widgets.HBox(buttons)])
     prompt.add_class("aihubmix-approval")
-    display(prompt)
-    for button in buttons:
+    for button in buttons:  # before the prompt is shown: a click may come at once
         waiter.route(button)
+    display(prompt)
     try:
         while not event.wait(_WAIT_SLICE):
             pass
