@@ -1285,10 +1285,9 @@ _TIMING_FAULTS = ("slow", "tps", "latency")
 
 def _tool_answer(model: str, results: tuple[str, ...]) -> tuple[str, ...]:
     """The answer once the tool results are in: it says what they were."""
-    if len(results) == 1:
-        said = f"The tool returned: {results[0]}"
-    else:
-        said = "The tools returned: " + "; ".join(results)
+    several = any("\n" in result for result in results)  # a table: each result a paragraph of its own
+    head = "The tool returned:" if len(results) == 1 else "The tools returned:"
+    said = head + ("".join(f"\n\n{result}" for result in results) if several else " " + "; ".join(results))
     return tuple(_tokenize(f"*Simulated answer from {model}.* {said}"))
 
 
