@@ -111,3 +111,27 @@ def test_a_frontend_without_stdin_gets_no_prompt_and_the_call_is_skipped(kernel,
     assert kc.get_shell_msg(timeout=30)["content"]["status"] == "ok"
     assert buttons(messages) == {}
     assert report(kc) == "[('get_weather', False, 'The user declined to run this tool.')] completed"
+
+
+@pytest.mark.kernel
+def test_an_interrupt_during_a_tool_stops_at_once_and_keeps_the_steps(kernel, sim):  # noqa: F811
+    km, kc = kernel
+    slow = ("import time\n"
+            "def get_time(city: str) -> str:\n"
+            "    '''Takes a long time.'''\n"
+            "    print('tool started', flush=True)\n"
+            "    time.sleep(120)\n"
+            "    return 'never'\n")
+    assert kc.execute_interactive(DEFINE + slow, timeout=30)["content"]["status"] == "ok"
+    sim.reset()
+    msg_id = kc.execute("%%aihubmix --tools get_weather,get_time --yes -m sim-parallel-tools\nweather and time?")
+    for msg in iter_iopub(kc, msg_id, 60, "the tool never started"):
+        if msg["msg_type"] == "stream" and "tool started" in msg["content"]["text"]:
+            break
+    km.interrupt_kernel()
+    messages_until_idle(kc, msg_id)
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "StreamInterruptedError"
+    assert "stopped after 1 step" in reply["content"]["evalue"]
+    assert report(kc) == "[('get_weather', True, 'sunny in Paris, 21C')] cancelled"
+    assert sim.request_count == 1  # nothing was sent after the interrupt

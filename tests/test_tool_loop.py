@@ -234,3 +234,23 @@ def test_batch_with_tools_needs_approval_up_front(sim):
     with pytest.raises(BatchInputError, match="go with tools"):
         batch(["weather?"], approve=True, progress=False)
     assert sim.request_count == 0
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_an_interrupt_between_steps_keeps_what_ran(client, sim, endpoint):
+    from aihubmix_magic._toolloop import ToolLoopInterrupted
+
+    asked = []
+
+    def approve(call):
+        asked.append(call.name)
+        if len(asked) == 3:  # the user presses stop while the second step waits for approval
+            raise KeyboardInterrupt
+        return True
+
+    with pytest.raises(ToolLoopInterrupted) as caught:
+        ask(client, endpoint, model="sim-tools-forever", stream=True, tools=[get_weather], approve=approve)
+    r = caught.value.response
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert r.status == "cancelled" and [len(s.calls) for s in r.steps] == [1, 1, 0]
+    assert sim.request_count == 3
