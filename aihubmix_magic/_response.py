@@ -238,6 +238,7 @@ class Response:
         tokens = f", tokens={self.usage.input_tokens}->{self.usage.output_tokens}" if self.usage else ""
         error = f", error={type(self.error).__name__}" if self.error else ""
         cached = ", cached" if self.cached else ""
+        cached += f", steps={len(self.steps)}" if self.steps else ""
         return (
             f"<Response {self.endpoint} model={self.model!r} status={self.status}{tokens}{error}{cached} "
             f"text={preview!r} ({len(text)} chars)>"

@@ -76,6 +76,9 @@ def step_block(step: Step, run: ToolRun) -> dict[str, Any]:
                f"{html.escape(_cut(_outcome(run)))} · {run.elapsed:.2f} s")
     arguments = json.dumps(run.arguments, ensure_ascii=False, indent=2, default=str)
     body = [f"**{run.name}** arguments:\n\n```json\n{arguments}\n```"]
+    said = getattr(step.response, "text", "") if step.calls and step.calls[0] is run else ""
+    if said:  # what the model wrote before asking for the tools
+        body.insert(0, "The model said: " + " ".join(said.split()))
     if not run.approved:
         body.append(f"Not run: {html.escape(run.note or 'declined')}. The model was told: *{run.output}*")
     elif run.error is not None:

@@ -74,13 +74,18 @@ def test_repeated_tools_options_and_a_callable_approval_in_code(tools, sim):
         ("get_weather", False, DECLINED), ("get_time", True, "12:00 in Paris")]
 
 
-def test_without_yes_and_nobody_to_ask_the_call_is_skipped(tools, sim):
-    tools.run_cell_magic("aihubmix", "--tools get_weather -m sim-tool-call", "weather?")
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_without_yes_and_nobody_to_ask_the_call_is_skipped(tools, sim, endpoint, stream):
+    line = f"--tools get_weather -m sim-tool-call -e {endpoint}" + ("" if stream else " --no-stream")
+    tools.run_cell_magic("aihubmix", line, "weather?")
     r = last_response()
     (run,) = r.steps[0].calls
     assert not run.approved and run.result == DECLINED and r.text.endswith(DECLINED)
     assert "skipped (nobody could be asked" in markdown(tools)[0]
-    assert sim.requests[-1].body["messages"][-1]["content"] == DECLINED
+    last = sim.requests[-1].body
+    sent = last["messages"][-1]["content"] if endpoint == "chat" else last["input"][-1]["output"]
+    assert sent == DECLINED
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
@@ -94,13 +99,14 @@ def test_max_steps_stops_the_loop_with_one_line(tools, sim, endpoint):
     assert sim.request_count == 3
 
 
-def test_an_exception_in_a_tool_shows_in_the_cell_and_goes_to_the_model(tools, sim):
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_an_exception_in_a_tool_shows_in_the_cell_and_goes_to_the_model(tools, sim, endpoint):
     def with_args(city: str) -> str:
         """Fails."""
         return {"a": 1}[city]
 
     tools.user_ns["with_args"] = with_args
-    tools.run_cell_magic("aihubmix", "--tools with_args --yes -m sim-tool-call", "go")
+    tools.run_cell_magic("aihubmix", f"--tools with_args --yes -m sim-tool-call -e {endpoint}", "go")
     (run,) = last_response().steps[0].calls
     assert run.error == "KeyError: 'Paris'"
     assert "error: KeyError: &#x27;Paris&#x27;" in markdown(tools)[0]
@@ -235,3 +241,17 @@ def test_loading_the_extension_does_not_load_the_tool_modules():
 
 
 
+
+
+def test_what_the_model_said_before_its_calls_is_in_the_step(tools, sim):
+    from aihubmix_magic._toolcell import step_block
+    from aihubmix_magic._types import Step, ToolRun
+
+    class Said:
+        text = "Let me look that up."
+
+    run = ToolRun(id="c1", name="get_weather", arguments={"city": "Paris"}, approved=True, result="sunny")
+    block = step_block(Step(1, Said(), [run]), run)["text/markdown"]
+    assert "The model said: Let me look that up." in block
+    other = ToolRun(id="c2", name="get_time", arguments={"city": "Paris"}, approved=True, result="12:00")
+    assert "The model said" not in step_block(Step(1, Said(), [run, other]), other)["text/markdown"]
