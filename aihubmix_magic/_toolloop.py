@@ -18,7 +18,6 @@ are kept on the last answer, whose status becomes "cancelled", and the interrupt
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -112,13 +111,12 @@ class _Steps:
         return response
 
     def run(self, call: ToolCall, approver: Approver) -> ToolRun:
-        started = time.perf_counter()
         tool = self.tools.get(call.name)
         arguments, problem = parse_arguments(call, tool)
         shown = ToolRun(id=call.id, name=call.name, arguments=arguments)
         approved, note = approver.decide(call, self.scrub(shown.signature()))
-        run = run_call(call, tool, approved=approved, scrub=self.scrub, arguments=arguments, problem=problem,
-                       started=started)
+        # the step's time is the tool's own, not the time the prompt waited
+        run = run_call(call, tool, approved=approved, scrub=self.scrub, arguments=arguments, problem=problem)
         run.note = note
         return run
 
