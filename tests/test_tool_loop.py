@@ -254,3 +254,32 @@ def test_an_interrupt_between_steps_keeps_what_ran(client, sim, endpoint):
     assert isinstance(caught.value, KeyboardInterrupt)
     assert r.status == "cancelled" and [len(s.calls) for s in r.steps] == [1, 1, 0]
     assert sim.request_count == 3
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_the_simulators_tool_call_streams_split_the_arguments(sim, endpoint):
+    """Several calls by index (chat) / output index (responses), each one's arguments in several pieces."""
+    import httpx
+
+    from aihubmix_magic._protocol import request_body
+    from aihubmix_magic._request import Request
+
+    body = request_body(Request(model="sim-parallel-tools", prompt="weather?", endpoint=endpoint, stream=True,
+                                tools=(get_weather, get_time)))
+    path = "/chat/completions" if endpoint == "chat" else "/responses"
+    with httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer {TEST_KEY}"}) as http:
+        text = http.post(path, json=body).text
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    pieces: dict[int, list[str]] = {}
+    if endpoint == "chat":
+        for event in events:
+            for fragment in (event["choices"] or [{}])[0].get("delta", {}).get("tool_calls") or ():
+                pieces.setdefault(fragment["index"], []).append(fragment["function"].get("arguments", ""))
+    else:
+        for event in events:
+            if event["type"] == "response.function_call_arguments.delta":
+                pieces.setdefault(event["output_index"], []).append(event["delta"])
+    assert sorted(pieces) == [0, 1]
+    assert all(len([p for p in parts if p]) >= 3 for parts in pieces.values())
+    assert [json.loads("".join(parts)) for _, parts in sorted(pieces.items())] == [{"city": "Paris", "days": 3},
+                                                                                     {"city": "Paris"}]
