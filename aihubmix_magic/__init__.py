@@ -43,12 +43,14 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         PermissionDeniedError,
         RateLimitError,
         StreamInterruptedError,
+        ToolDefinitionError,
     )
     from ._request import Request
     from ._response import Response
     from ._session import history, last_response
     from ._settings import Settings, settings
-    from ._types import ToolCall, Usage
+    from ._tools import Tool
+    from ._types import Citation, Step, ToolCall, ToolRun, Usage
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,7 @@ __all__ = [
     "BatchResults",
     "BatchSummary",
     "BudgetExceededError",
+    "Citation",
     "Client",
     "Comparison",
     "ConfigurationError",
@@ -79,8 +82,12 @@ __all__ = [
     "Request",
     "Response",
     "Settings",
+    "Step",
     "StreamInterruptedError",
+    "Tool",
     "ToolCall",
+    "ToolDefinitionError",
+    "ToolRun",
     "Usage",
     "__version__",
     "batch",
@@ -107,12 +114,13 @@ _EXPORTS = {
         "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
         "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
-        "RateLimitError", "StreamInterruptedError"), "_exceptions"),
+        "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "_exceptions"),
     "Request": "_request",
     "Response": "_response",
     **dict.fromkeys(("history", "last_response"), "_session"),
     **dict.fromkeys(("Settings", "settings"), "_settings"),
-    **dict.fromkeys(("ToolCall", "Usage"), "_types"),
+    "Tool": "_tools",
+    **dict.fromkeys(("Citation", "Step", "ToolCall", "ToolRun", "Usage"), "_types"),
 }
 
 

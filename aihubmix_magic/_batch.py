@@ -119,6 +119,8 @@ def batch(
     progress: bool | str = True,
     cache: bool | None = None,
     estimate: bool = False,
+    approve: Any = None,
+    max_steps: int | None = None,
     **params: Any,
 ):
     """Send many prompts concurrently; return the answers in input order.
@@ -145,6 +147,11 @@ def batch(
     tokens from `max_tokens` (or an assumed 500 per item), at the model catalog's prices. With a session
     budget (`settings.budget`) a batch is refused (BudgetExceededError) when it is already used up, and stops
     starting items when it runs out: the finished ones are kept, the rest are "cancelled".
+
+    `tools=[f, g]`: Python functions the model may call for each item (the tool loop, at most `max_steps`
+    steps, default 8; each Response has `.steps`). Nobody can answer a prompt per call in a batch, so it
+    needs `approve=True` (run every call) or `approve=callable(call) -> bool`; anything else is a
+    BatchInputError before anything is sent. The calls run on a helper thread, one at a time.
     """
     from . import _session
     from ._settings import settings
@@ -156,6 +163,7 @@ def batch(
     if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
     requests = [_request(text, endpoint, model or settings.model, params) for text in texts]
+    tool_loop = _tool_options(requests, approve, max_steps)
     if estimate:
         from ._protocol import request_body
 
@@ -167,6 +175,7 @@ def batch(
     client._headers()  # MissingKeyError now, before anything is sent
     response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
     run = _Run(client, requests, concurrency, response_cache)
+    run.tool_loop = tool_loop
     results = run.execute(progress_view(progress, len(requests)) if requests else None)
     if index is None:
         return results
@@ -243,7 +252,8 @@ def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Re
     if not model or not model.strip():
         raise BatchInputError("No model: pass model=… or `%aihubmix use MODEL`.")
     fields: dict[str, Any] = {name: values.pop(name) for name in ("temperature", "top_p", "reasoning_effort", "store",
-                                                                 "previous_response_id", "tools") if name in values}
+                                                                 "previous_response_id", "tools", "web_search")
+                              if name in values}
     fields["max_tokens"] = values.pop("max_tokens", None)
     fields["system"] = values.pop("system", None)
     if endpoint == "responses":
@@ -254,6 +264,23 @@ def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Re
                                      extra=values, **fields)
     except InvalidRequestError as exc:
         raise BatchInputError(str(exc)) from None
+
+
+def _tool_options(requests: list[Request], approve: Any, max_steps: int | None) -> dict[str, Any] | None:
+    """The tool loop's options when the requests offer Python functions (None if they do not); a batch
+    cannot ask, so approval must be given up front."""
+    from ._protocol import DEFAULT_MAX_STEPS, has_runnable_tools
+
+    if not requests or not has_runnable_tools(requests[0]):
+        if approve is not None or max_steps is not None:
+            raise BatchInputError("approve= and max_steps= go with tools=[...] (Python functions).")
+        return None
+    if approve is not True and not callable(approve):
+        raise BatchInputError("batch() with tools needs approve=True (run every call) or approve=a function "
+                              "(call) -> bool: nobody can answer a prompt for each call of a batch.")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise BatchInputError(f"max_steps must be a whole number of at least 1, not {max_steps!r}")
+    return {"approve": approve, "max_steps": max_steps or DEFAULT_MAX_STEPS}
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -278,6 +305,7 @@ class _Run:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.gate = _cost.BudgetGate(requests[0].endpoint if requests else "chat")  # may an item still be sent?
+        self.tool_loop: dict[str, Any] | None = None  # approve and max_steps, when the items run tools
 
     def execute(self, view: Any) -> BatchResults:
         todo = list(range(len(self.requests)))
@@ -390,7 +418,12 @@ class _Run:
         from ._async import AsyncDriver
 
         workers_count = min(self.concurrency, len(todo))
-        async with AsyncDriver(self.client, connections=workers_count) as driver:
+        async with AsyncDriver(self.client, connections=workers_count) as sender:
+            driver: Any = sender
+            if self.tool_loop is not None:
+                from ._toolloop import ToolDriver
+
+                driver = ToolDriver(sender, scrub=self.client._redactor().mask, **self.tool_loop)
             queue = iter(todo)
             workers = [asyncio.ensure_future(self._worker(driver, queue)) for _ in range(workers_count)]
             try:

@@ -27,7 +27,15 @@ import httpx
 
 from . import _protocol as protocol
 from ._exceptions import AihubmixError, APIResponseError, MissingKeyError
-from ._protocol import DEFAULT_BASE_URL, ENDPOINT_PATHS, Failure, Redactor, mask_key
+from ._protocol import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_STEPS,
+    ENDPOINT_PATHS,
+    Failure,
+    Redactor,
+    has_runnable_tools,
+    mask_key,
+)
 from ._request import Request
 from ._response import Response
 from ._sse import SSEDecoder
@@ -119,13 +127,21 @@ class Client:
         max_tokens: int | None = None,
         reasoning_effort: str | None = None,
         on_retry: RetryCallback | None = None,
+        tools: list[Any] | None = None,
+        approve: Any = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        web_search: bool = False,
         **extra: Any,
     ) -> Response:
-        """POST /v1/chat/completions. `messages` is a prompt string or a list of chat messages."""
+        """POST /v1/chat/completions. `messages` is a prompt string or a list of chat messages.
+
+        `tools=[f, g]`: Python functions the model may call (see `send`); `web_search=True` adds the hosted
+        web search (`web_search_options`)."""
         request = Request(model=model, prompt=messages if isinstance(messages, str) else tuple(messages),
                           endpoint="chat", system=system, stream=stream, temperature=temperature, top_p=top_p,
-                          max_tokens=max_tokens, reasoning_effort=reasoning_effort, extra=extra)
-        return self.send(request, on_retry=on_retry)
+                          max_tokens=max_tokens, reasoning_effort=reasoning_effort, extra=extra,
+                          tools=tuple(tools or ()), web_search=web_search)
+        return self.send(request, on_retry=on_retry, approve=approve, max_steps=max_steps)
 
     def respond(
         self,
@@ -140,18 +156,49 @@ class Client:
         reasoning_effort: str | None = None,
         store: bool = False,
         on_retry: RetryCallback | None = None,
+        tools: list[Any] | None = None,
+        approve: Any = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        web_search: bool = False,
         **extra: Any,
     ) -> Response:
-        """POST /v1/responses. Stateless by default (`store: false`, the whole input sent each time)."""
+        """POST /v1/responses. Stateless by default (`store: false`, the whole input sent each time).
+
+        `tools=[f, g]`: Python functions the model may call (see `send`); `web_search=True` adds the hosted
+        `{"type": "web_search"}` tool."""
         previous = extra.pop("previous_response_id", None)
         request = Request(model=model, prompt=input if isinstance(input, str) else tuple(input),
                           endpoint="responses", system=instructions, stream=stream, temperature=temperature,
                           top_p=top_p, max_tokens=max_output_tokens, reasoning_effort=reasoning_effort,
-                          store=store, previous_response_id=previous, extra=extra)
-        return self.send(request, on_retry=on_retry)
+                          store=store, previous_response_id=previous, extra=extra, tools=tuple(tools or ()),
+                          web_search=web_search)
+        return self.send(request, on_retry=on_retry, approve=approve, max_steps=max_steps)
 
-    def send(self, request: Request, *, on_retry: RetryCallback | None = None) -> Response:
-        """Send a typed request (streamed if `request.stream`); the Response keeps it as `.spec`."""
+    def send(self, request: Request, *, on_retry: RetryCallback | None = None, approve: Any = None,
+             max_steps: int = DEFAULT_MAX_STEPS) -> Response:
+        """Send a typed request (streamed if `request.stream`); the Response keeps it as `.spec`.
+
+        When the request offers Python functions (`tools`), the tool loop runs: each call the model asks
+        for runs here once approved, its result goes back, until the model answers in text or `max_steps`
+        steps were taken. `approve`: True runs every call, False none, a callable `approve(call) -> bool`
+        decides; None (the default) asks (a y/n question; in a notebook, buttons), and skips the call where
+        nobody can answer. Each step is read whole; the final answer has `.steps` and the summed usage."""
+        if not has_runnable_tools(request):
+            return self._send_one(request, on_retry=on_retry)
+        from ._toolloop import Approver, run_tool_loop
+
+        def send_and_read(step_request: Request) -> Response:
+            response = self._send_one(step_request, on_retry=on_retry)
+            response.text  # noqa: B018 - a streamed step is read whole before its tools run
+            if response.status == "failed" and response.error is not None:
+                raise response.error
+            return response
+
+        approver = Approver(approve=approve, ask=default_asker() if approve is None else None)
+        return run_tool_loop(request, send_and_read, approver=approver, max_steps=max_steps,
+                             scrub=self._redactor().mask)
+
+    def _send_one(self, request: Request, *, on_retry: RetryCallback | None = None) -> Response:
         body = protocol.request_body(request)
         cache = self.cache
         if cache is not None:
@@ -321,6 +368,21 @@ class Client:
                     ) from None
         except httpx.TransportError as exc:
             raise self._transport(exc, "stream").error from None
+
+
+def default_asker() -> Any:
+    """The prompt for tool calls where someone can answer it (buttons in a notebook, a y/n question in a
+    terminal), else None: the calls are skipped."""
+    from . import _approval
+    from ._live import display_mode
+
+    where = display_mode()
+    if _approval.nobody_can_answer(where):
+        return None
+
+    def ask(call: Any, signature: str) -> str:
+        return _approval.ask(signature, "", where=where)
+    return ask
 
 
 def _shutdown(response: httpx.Response) -> None:

@@ -33,7 +33,8 @@ from ._live import Live, LiveView
 from ._response import Response
 from ._types import FENCE
 
-__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "consume", "footer_text", "reasoning_block"]
+__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "citations_block", "consume", "footer_text",
+           "reasoning_block"]
 
 
 class IPythonPublisher:
@@ -70,7 +71,7 @@ class NotebookView:
 
     def __init__(
         self,
-        publisher: IPythonPublisher | None = None,
+        publisher: Any = None,
         *,
         interval: float = 0.1,
         quiet: float = 0.04,
@@ -271,8 +272,20 @@ class NotebookView:
             outputs = [_markdown(text)] if text else []
         for data in outputs:
             self.publisher.show(data, None)
+        if response.citations:
+            self.publisher.show(citations_block(response), None)
         line = footer_text(response, status_line)
         self.publisher.show({"text/markdown": f"<sub>{line}</sub>", "text/plain": line}, None)
+
+
+def citations_block(response: Response) -> dict[str, Any]:
+    """The sources a web-search answer cites, as numbered links (Markdown) and numbered lines (text)."""
+    markdown, plain = ["**Sources**", ""], ["Sources:"]
+    for number, citation in enumerate(response.citations, start=1):
+        title = (citation.title or citation.url).replace("[", "(").replace("]", ")")
+        markdown.append(f"{number}. [{title}]({citation.url})")
+        plain.append(f"  [{number}] {citation.title + ' ' if citation.title else ''}{citation.url}")
+    return {"text/markdown": "\n".join(markdown), "text/plain": "\n".join(plain)}
 
 
 def reasoning_block(text: str, *, open_: bool) -> str:
@@ -318,6 +331,8 @@ class TerminalView:
         """The footer (the answer was printed as it came; `outputs` are for a notebook)."""
         if not self._wrote_any and str(response):  # not streamed: the whole answer at once
             self.stream.write(str(response))
+        if response.citations:
+            self.stream.write("\n\n" + citations_block(response)["text/plain"])
         self.stream.write("\n\n" + footer_text(response, status_line) + "\n")
         self.stream.flush()
 

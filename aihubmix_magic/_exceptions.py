@@ -7,6 +7,7 @@
     │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
     ├── BudgetExceededError          this session's estimated spend reached `settings.budget`; nothing was sent
+    ├── ToolDefinitionError          a tool that cannot be described as a JSON schema (also a ValueError)
     ├── APIConnectionError           the server could not be reached, or the connection broke
     │   └── APITimeoutError          connect or read timed out
     ├── APIStatusError               the server answered with an HTTP error status
@@ -55,6 +56,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "StreamInterruptedError",
+    "ToolDefinitionError",
 ]
 
 
@@ -77,6 +79,11 @@ class BudgetExceededError(AihubmixError):
         super().__init__(message)
         self.budget = budget
         self.spent = spent
+
+
+class ToolDefinitionError(AihubmixError, ValueError):
+    """A function given as a tool cannot be described (no name, `*args`, a type with no JSON schema, …);
+    the message names it. Nothing was sent."""
 
 
 class ConfigurationError(AihubmixError):

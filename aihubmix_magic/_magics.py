@@ -104,6 +104,16 @@ def _prompt_options(func):
                  "and first rows; an array's shape and values; a function's signature and docstring; "
                  "cells:N for the last N code cells; error for the last traceback (repeatable; capped by "
                  "settings.context_max_tokens)"),
+        argument("--tools", action="append", metavar="NAME[,NAME…]",
+                 help="Python functions in the namespace that the model may call (repeatable); each call is "
+                 "shown and waits for approval (buttons in a notebook, y/n in a terminal); the loop goes on "
+                 "until the model answers in text"),
+        argument("--yes", action="store_true", help="with --tools: run every call without asking"),
+        argument("--max-steps", type=int, metavar="N",
+                 help="with --tools: at most N steps of tool calls (default 8), then one line says so"),
+        argument("--web", action="store_true",
+                 help="web search, the hosted tool: {\"type\": \"web_search\"} on responses, web_search_options "
+                 "on chat; the cited sources are listed under the answer"),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -174,6 +184,13 @@ class AihubmixMagics(Magics, SettingTraits):
         from ._threads import Thread
 
         base = self._request(args, prompt)  # every option checked once, before anything is sent
+        tools = self._tools(args)
+        if tools:
+            if args.compare is not None:
+                raise UsageError("--tools does not go with --compare: each model would run the tools.")
+            if args.over is not None and not args.yes:
+                raise UsageError("--over with --tools needs --yes: nobody can approve every call of a batch.")
+            base = base.replace(tools=tools)
         if args.over is not None:
             return self._over(args, base)
         namespace = self._shell.user_ns
@@ -192,13 +209,53 @@ class AihubmixMagics(Magics, SettingTraits):
         threads = self.session.threads
         thread = Thread(DEFAULT_THREAD) if standalone else threads.get_or_create(args.thread)
         request = thread.prepare(request, name=None if standalone else thread.name)
-        response = self._prompt(request, out=args.out, cache=args.cache,
-                                present=lambda answer: output.present(answer, self._shell))
+        present = lambda answer: output.present(answer, self._shell)  # noqa: E731
+        if tools:
+            from ._protocol import DEFAULT_MAX_STEPS
+            from ._toolcell import run_tool_cell
+
+            response = run_tool_cell(self, request, approve=True if args.yes else None,
+                                     max_steps=args.max_steps or DEFAULT_MAX_STEPS, out=args.out, cache=args.cache,
+                                     present=present, status=self._status_line)
+        else:
+            response = self._prompt(request, out=args.out, cache=args.cache, present=present)
         if thread.add(request.user_content(), response) and standalone:
             threads.keep(thread)
         return None
 
     # -- a prompt cell -----------------------------------------------------------------------------------
+    def _tools(self, args: argparse.Namespace) -> tuple[Any, ...]:
+        """--tools NAME,…: the functions from the namespace, described (UsageError naming what is wrong;
+        nothing is sent). --yes and --max-steps need --tools."""
+        names = [name.strip() for group in args.tools or () for name in group.split(",") if name.strip()]
+        if args.tools is not None and not names:
+            raise UsageError("--tools needs the names of functions, e.g. --tools get_weather,query_df")
+        if not names:
+            if args.yes:
+                raise UsageError("--yes goes with --tools: it runs the tool calls without asking.")
+            if args.max_steps is not None:
+                raise UsageError("--max-steps goes with --tools.")
+            return ()
+        if args.max_steps is not None and args.max_steps < 1:
+            raise UsageError(f"--max-steps must be 1 or more, not {args.max_steps}")
+        from ._exceptions import ToolDefinitionError
+        from ._tools import describe_tools
+
+        namespace = self._shell.user_ns
+        functions = []
+        for name in dict.fromkeys(names):
+            if not name.isidentifier():
+                raise UsageError(f"--tools {name}: not a name of a Python function.")
+            if name not in namespace:
+                raise UsageError(f"--tools {name}: there is no {name} in the notebook (define the function first).")
+            if not callable(namespace[name]):
+                raise UsageError(f"--tools {name}: {name} is a {type(namespace[name]).__name__}, not a function.")
+            functions.append(namespace[name])
+        try:
+            return describe_tools(functions)
+        except ToolDefinitionError as exc:
+            raise UsageError(f"--tools: {exc}") from None
+
     def _request(self, args: argparse.Namespace, prompt: str) -> Request:
         """The settings, overridden by this cell's options, as a typed request; bad values raise UsageError
         (nothing is sent)."""
@@ -210,7 +267,8 @@ class AihubmixMagics(Magics, SettingTraits):
             return Request.from_settings(
                 settings, prompt=prompt, model=args.model, endpoint=args.endpoint, system=args.system,
                 temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-                reasoning_effort=args.reasoning_effort, stream=False if args.no_stream else None)
+                reasoning_effort=args.reasoning_effort, stream=False if args.no_stream else None,
+                web_search=True if getattr(args, "web", False) else None)
         except InvalidRequestError as exc:
             raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
@@ -322,7 +380,10 @@ class AihubmixMagics(Magics, SettingTraits):
             results = batch(items, model=base.model, endpoint=base.endpoint, concurrency=args.concurrency or 8,
                             template=template, system=base.system, temperature=base.temperature,
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
-                            cache=True if args.cache else None, estimate=args.estimate)
+                            cache=True if args.cache else None, estimate=args.estimate,
+                            web_search=base.web_search or None,
+                            **({"tools": list(base.tools), "approve": True, "max_steps": args.max_steps}
+                               if base.tools else {}))
         except BatchInputError as exc:
             raise UsageError(f"--over {args.over}: {exc}") from None
         if args.out:

@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from ._display import footer_text, reasoning_block
+from ._display import citations_block, footer_text, reasoning_block
 from ._exceptions import InvalidRequestError
 from ._request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ._response import Response
@@ -112,6 +112,12 @@ def _comparison_cell(responses: list[Response], number: int) -> Any:
 
 def _outputs(response: Response) -> list[Any]:
     outputs = []
+    if response.steps:  # the tool loop's steps, collapsed, above the answer (as the cell showed them)
+        from ._toolcell import step_block
+
+        for step in response.steps:
+            for run in step.calls:
+                outputs.append(v4.new_output("display_data", data=step_block(step, run)))
     if response.reasoning:
         outputs.append(_markdown_output(reasoning_block(response.reasoning, open_=False)))
     text = str(response)
@@ -120,9 +126,19 @@ def _outputs(response: Response) -> list[Any]:
     if response.error is not None and not text:
         message = f"{type(response.error).__name__}: {response.error}"
         outputs.append(v4.new_output("display_data", data={"text/markdown": f"**{message}**", "text/plain": message}))
-    footer = footer_text(response)
+    if response.citations:
+        outputs.append(v4.new_output("display_data", data=citations_block(response)))
+    footer = footer_text(response, _tool_summary(response))
     outputs.append(v4.new_output("display_data", data={"text/markdown": f"<sub>{footer}</sub>", "text/plain": footer}))
     return outputs
+
+
+def _tool_summary(response: Response) -> str | None:
+    if not response.steps:
+        return None
+    from ._toolloop import summary_line
+
+    return summary_line(response)
 
 
 def _markdown_output(markdown: str) -> Any:
@@ -163,6 +179,10 @@ def _metadata(response: Response) -> dict:
             meta["images_omitted"] = omitted  # too large to put on the magic line
     if response.error is not None:
         meta["error"] = {"type": type(response.error).__name__, "message": str(response.error)}
+    if response.steps:
+        meta["steps"] = [step.to_dict() for step in response.steps]
+    if response.citations:
+        meta["citations"] = [{"url": c.url, "title": c.title} for c in response.citations]
     return meta
 
 
@@ -194,6 +214,11 @@ def magic_line(response: Response, *, thread: str | None = None, model_option: s
         parts.append("-c")
     if spec.store:
         parts.append("--store")
+    names = [name for name in (getattr(tool, "name", "") for tool in spec.tools) if name]
+    if names and any(getattr(tool, "function", None) is not None for tool in spec.tools):
+        parts += ["--tools", ",".join(names)]  # the functions must be defined where the cell runs again
+    if spec.web_search:
+        parts.append("--web")
     if _TEMPLATE_FIELD.search(spec.text):  # the prompt is sent as it was, never templated again
         parts.append("--no-template")
     if not spec.stream:

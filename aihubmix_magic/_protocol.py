@@ -9,7 +9,10 @@ policy in `BaseClient` and h11 a whole protocol without a socket):
   `x-should-retry`, and the unknown-model rule: a 400/404/503 naming an unknown model stays unknown);
 - `transport_failure(...)`: an httpx exception → our error, and whether to retry it;
 - `retry_delay(failure, retries_taken, max_retries)`: how long to wait before the next attempt, or None;
-- `parse_json(...)` and `complete(response, json)` / `response_from_json(...)`: a final body → Response.
+- `parse_json(...)` and `complete(response, json)` / `response_from_json(...)`: a final body → Response;
+- `follow_up(request, response, runs)`: the next request of a tool loop: the conversation so far, the
+  model's tool calls echoed (a chat `assistant` message with `tool_calls`; responses `function_call`
+  items) and each call's result (`tool` messages / `function_call_output` items, by call id).
 
 Retries follow the SDK (PROTOCOL.md §4): connect errors, timeouts before any answer, and HTTP
 408/409/429/5xx, with `retry-after-ms` / `retry-after` honoured up to 60 s, else exponential backoff with
@@ -44,9 +47,11 @@ from ._exceptions import (
 if TYPE_CHECKING:
     from ._request import Request
     from ._response import Response
+    from ._types import ToolRun
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_STEPS",
     "DEFAULT_THREAD",
     "ENDPOINTS",
     "ENDPOINT_PATHS",
@@ -59,7 +64,9 @@ __all__ = [
     "complete",
     "convert_content",
     "format_fields",
+    "follow_up",
     "format_system",
+    "has_runnable_tools",
     "is_loopback",
     "mask_key",
     "parse_json",
@@ -68,6 +75,7 @@ __all__ = [
     "retry_delay",
     "retry_reason",
     "status_failure",
+    "tool_definition",
     "transport_failure",
     "validate_base_url",
 ]
@@ -86,6 +94,7 @@ FORMAT_INSTRUCTIONS = {
     "math": "Write mathematics in LaTeX: $...$ inline and $$...$$ for displayed equations.",
 }
 DEFAULT_THREAD = "default"  # the conversation `-c` continues
+DEFAULT_MAX_STEPS = 8  # tool-loop steps before the loop stops (--max-steps)
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER = 60.0
 
@@ -114,6 +123,10 @@ class Redactor:
         if self._key_bytes is not None and self._key_bytes in content:
             return content.replace(self._key_bytes, self._masked_bytes)
         return content
+
+    def mask(self, text: str) -> str:
+        """`text` with the key masked, its spacing kept (a tool's result, a table)."""
+        return text.replace(self.key, self.masked) if self.key and self.key in text else text
 
     def scrub(self, text: object) -> str:
         """`text` on one line, the key masked."""
@@ -182,7 +195,12 @@ def request_body(request: Request) -> dict[str, Any]:
         _put(body, previous_response_id=request.previous_response_id)
     body.update(format_fields(request.format, request.schema, request.schema_name, request.endpoint))
     if request.tools:
-        body["tools"] = list(request.tools)
+        body["tools"] = [tool_definition(tool, request.endpoint) for tool in request.tools]
+    if request.web_search:  # the hosted web-search tool (PROTOCOL §1)
+        if request.endpoint == "responses":
+            body.setdefault("tools", []).append({"type": "web_search"})
+        else:
+            body["web_search_options"] = {}
     body.update(request.extra)
     if request.stream:
         body["stream"] = True
@@ -192,6 +210,72 @@ def request_body(request: Request) -> dict[str, Any]:
         body.pop("tools")
         body.pop("tool_choice", None)
     return body
+
+
+def has_runnable_tools(request: Request) -> bool:
+    """Whether the request offers a Python function to run (JSON definitions alone are the caller's)."""
+    return any(getattr(tool, "function", None) is not None for tool in request.tools)
+
+
+def tool_definition(tool: Any, endpoint: str) -> dict[str, Any]:
+    """One `tools` entry in the endpoint's shape: chat nests a function (`{"type": "function", "function":
+    {name, description, parameters}}`), responses is flat (`{"type": "function", "name", …}`). A JSON
+    definition given in the other endpoint's shape is converted; any other dict is sent as it is."""
+    definition = getattr(tool, "definition", None)
+    if callable(definition):
+        return dict(definition(endpoint))
+    tool = dict(tool)
+    if tool.get("type", "function") != "function":
+        return tool
+    if endpoint == "chat" and "function" not in tool and "name" in tool:
+        return {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+    if endpoint == "responses" and isinstance(tool.get("function"), dict):
+        return {"type": "function", **tool["function"]}
+    return tool
+
+
+# -- the tool loop's next request ----------------------------------------------------------------------
+def follow_up(request: Request, response: Response, runs: list[ToolRun]) -> Request:
+    """The request that sends the results of `runs` (the calls `response` asked for) back to the model.
+
+    Chat: the conversation so far, the assistant message with its `tool_calls`, then one `tool` message per
+    call (`tool_call_id`). Responses, stateless: the input so far, the `function_call` items echoed, then
+    one `function_call_output` item per call (`call_id`); when the answer was stored upstream (`--store`,
+    or the request continued one with `previous_response_id`), only the outputs go, with
+    `previous_response_id` set to the answer's id. The system prompt, tools and options stay."""
+    if request.endpoint == "chat":
+        outputs: list[dict[str, Any]] = [{"role": "tool", "tool_call_id": run.id, "content": run.output}
+                                         for run in runs]
+        turns = [*conversation(request), assistant_turn(response), *outputs]
+        return request.replace(prompt=tuple(turns), history=(), images=())
+    outputs = [{"type": "function_call_output", "call_id": run.id, "output": run.output} for run in runs]
+    if (request.store or request.previous_response_id) and response.id:
+        return request.replace(prompt=tuple(outputs), history=(), images=(), previous_response_id=response.id)
+    echoed = [item for item in (response.raw or {}).get("output") or ()
+              if isinstance(item, dict) and item.get("type") in ("function_call", "message")]
+    echoed = [{k: v for k, v in item.items() if k != "status"} for item in echoed]
+    return request.replace(prompt=tuple([*conversation(request), *echoed, *outputs]), history=(), images=())
+
+
+def conversation(request: Request) -> list[dict[str, Any]]:
+    """The turns a request sends, in its endpoint's shape, without the system prompt (which
+    `request_body` adds from `request.system`)."""
+    if isinstance(request.prompt, tuple):
+        return [dict(turn) for turn in request.prompt]
+    return [*request.history, user_message(request.user_content(), request.endpoint)]
+
+
+def assistant_turn(response: Response) -> dict[str, Any]:
+    """The chat assistant message that asked for tools, to echo back before the results."""
+    choices = (response.raw or {}).get("choices") or [{}]
+    message = choices[0].get("message") or {} if isinstance(choices[0], dict) else {}
+    turn: dict[str, Any] = {"role": "assistant", "content": response.text or None}
+    turn["tool_calls"] = [{"id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": call.arguments or "{}"}}
+                          for call in response.tool_calls]
+    if message.get("reasoning_details"):  # echoed unchanged in later turns (PROTOCOL §1)
+        turn["reasoning_details"] = message["reasoning_details"]
+    return turn
 
 
 def _put(body: dict[str, Any], **fields: object) -> None:
@@ -322,6 +406,10 @@ def status_error(status: int, content: bytes, *, base_url: str, path: str, model
         return InternalServerError(f"HTTP {status} from {base_url}: the server or the upstream model "
                                    f"failed. {said}", **kwargs)
     if status == 400:
+        if _SEARCH_ERROR.search(server_message):  # --web on a model that has no hosted search
+            return BadRequestError(f"400 Bad Request: {model or 'this model'} refused web search (--web); "
+                                   f"some models need their -search variant. (server said: {server_message})",
+                                   **kwargs)
         return BadRequestError(f"400 Bad Request: {server_message}", **kwargs)
     if status == 404:
         return NotFoundError(f"404 Not Found at {path}: {server_message}", **kwargs)
@@ -342,6 +430,9 @@ _MODEL_ERROR = re.compile(
     r"not (?:a )?(?:valid|supported) model|permission to use this model",
     re.IGNORECASE,
 )
+
+
+_SEARCH_ERROR = re.compile(r"web[_ ]?search", re.IGNORECASE)
 
 
 def close_suggestions(model: str, ids: list[str]) -> list[str]:

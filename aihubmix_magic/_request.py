@@ -38,7 +38,9 @@ class Request:
     by the caller. `images` are image URLs (http(s) or data URLs) sent with a text prompt; `history` the
     earlier turns of a conversation thread, in the endpoint's shape; `thread` that thread's name (None: the
     cell stands alone). `format` and `schema` ask for an output format (`-f`, `--schema`); `extra` holds
-    any other body field, sent as given.
+    any other body field, sent as given. `tools` are the functions the model may call: `Tool` objects
+    (a Python callable given here is described into one) or JSON tool definitions (dicts, sent as they
+    are); `web_search` adds the hosted web-search tool (`--web`).
     """
 
     model: str
@@ -60,6 +62,7 @@ class Request:
     previous_response_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     tools: tuple[Any, ...] = ()
+    web_search: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.prompt, list):  # a list of messages is kept as a tuple (the request is frozen)
@@ -67,6 +70,14 @@ class Request:
         object.__setattr__(self, "images", tuple(self.images))
         object.__setattr__(self, "history", tuple(self.history))
         object.__setattr__(self, "extra", {k: v for k, v in dict(self.extra).items() if v is not None})
+        if self.tools:
+            if isinstance(self.tools, (str, bytes, dict)) or callable(self.tools):
+                raise InvalidRequestError("tools", "give a list of functions (or tool definitions)")
+            from ._tools import describe_tools  # loaded only when a request has tools
+
+            object.__setattr__(self, "tools", describe_tools(self.tools))
+        else:
+            object.__setattr__(self, "tools", ())
         self._validate()
 
     # -- building ----------------------------------------------------------------------------------------
@@ -142,6 +153,8 @@ class Request:
                 raise InvalidRequestError("schema", "the schema must describe an object (type: object)")
         if self.store and self.endpoint != "responses" or self.previous_response_id and self.endpoint != "responses":
             raise InvalidRequestError("store", "works with the responses endpoint only")
+        if not isinstance(self.web_search, bool):
+            raise InvalidRequestError("web_search", f"web_search must be True or False, not {self.web_search!r}")
         if not isinstance(self.stream, bool):
             raise InvalidRequestError("stream", f"stream must be True or False, not {self.stream!r}")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import AihubmixError, APIConnectionError, APIResponseError
 from ._streams import Accumulator, Delta
-from ._types import ToolCall, Usage, fields_from_raw
+from ._types import Citation, Step, ToolCall, ToolRun, Usage, fields_from_raw, links_in_text
 
 if TYPE_CHECKING:
     from ._request import Request
@@ -46,6 +46,11 @@ class Response:
     `error` (an AihubmixError or None), `usage`, `raw` (the final JSON as the non-streamed endpoint
     returns it), `request` (the JSON body sent, never the key), `spec` (the typed `Request` it answers),
     `time_to_first_token` and `elapsed` (seconds).
+
+    With tools (`--tools`, `tools=[f, g]`), `steps` lists the steps of the tool loop: each `Step` holds
+    the model's intermediate answer (`step.response`) and the calls it asked for (`step.calls`: name,
+    arguments, approved, result or error, time); `usage` then sums every step. With web search,
+    `citations` holds the sources (URL and title) the answer cites.
     """
 
     endpoint: str
@@ -64,6 +69,8 @@ class Response:
     elapsed: float | None = None
     parsed: Any = None
     cached: bool = False
+    steps: list[Step] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
     spec: Request | None = field(default=None, repr=False)
     _text: str = ""
     _started: float = field(default_factory=time.perf_counter, repr=False)
@@ -222,6 +229,14 @@ class Response:
         if not streamed_text:
             self._text = fields["text"]
         self.error = fields["error"]
+        self.citations = fields["citations"]
+        if not self.citations and self.spec is not None and getattr(self.spec, "web_search", False):
+            self.citations = links_in_text(self._text)  # a search model that cites in the text itself
+
+    @property
+    def tool_runs(self) -> list[ToolRun]:
+        """Every tool call of every step, in order."""
+        return [call for step in self.steps for call in step.calls]
 
     # -- presentation ----------------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -233,6 +248,7 @@ class Response:
         tokens = f", tokens={self.usage.input_tokens}->{self.usage.output_tokens}" if self.usage else ""
         error = f", error={type(self.error).__name__}" if self.error else ""
         cached = ", cached" if self.cached else ""
+        cached += f", steps={len(self.steps)}" if self.steps else ""
         return (
             f"<Response {self.endpoint} model={self.model!r} status={self.status}{tokens}{error}{cached} "
             f"text={preview!r} ({len(text)} chars)>"

@@ -113,6 +113,8 @@ class ChatAccumulator(Accumulator):
                 self._merge_tool_calls(delta["tool_calls"])
             if delta.get("reasoning_details"):
                 self.message_extra.setdefault("reasoning_details", []).extend(delta["reasoning_details"])
+            if delta.get("annotations"):  # url_citation annotations of a search model
+                self.message_extra.setdefault("annotations", []).extend(delta["annotations"])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 self.ended = True
@@ -170,6 +172,7 @@ class ResponsesAccumulator(Accumulator):
         self.items: dict[int, dict] = {}  # output_index -> the item, as added then as done
         self.arguments: dict[int, list[str]] = {}
         self.sequence_number = -1
+        self.annotations: list[dict] = []
         self._summary_key: tuple | None = None
 
     def feed(self, event: dict) -> list[Delta]:
@@ -190,6 +193,9 @@ class ResponsesAccumulator(Accumulator):
             return self._reasoning_delta(event)
         if kind == "response.function_call_arguments.delta":
             self.arguments.setdefault(event.get("output_index", 0), []).append(_text(event.get("delta")))
+        elif kind == "response.output_text.annotation.added":
+            if isinstance(event.get("annotation"), dict):
+                self.annotations.append(event["annotation"])
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = event.get("item")
             if isinstance(item, dict):
@@ -243,12 +249,12 @@ class ResponsesAccumulator(Accumulator):
             if item.get("type") == "function_call" and not item.get("arguments") and index in self.arguments:
                 item["arguments"] = "".join(self.arguments[index])
             if item.get("type") == "message" and not item.get("content") and not self.ended:
-                item["content"] = [{"type": "output_text", "text": self.text(), "annotations": []}]
+                item["content"] = [{"type": "output_text", "text": self.text(), "annotations": self.annotations}]
             output.append(item)
         if not output and self.text_parts:
             output.append(
                 {"type": "message", "role": "assistant", "status": "incomplete",
-                 "content": [{"type": "output_text", "text": self.text(), "annotations": []}]}
+                 "content": [{"type": "output_text", "text": self.text(), "annotations": self.annotations}]}
             )
         return output
 

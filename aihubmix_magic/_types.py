@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import APIResponseError
 
 __all__ = [
     "FENCE",
+    "Citation",
+    "Step",
     "ToolCall",
+    "ToolRun",
     "Usage",
     "check_body",
     "code_blocks",
     "content_text",
     "error_message",
     "fields_from_raw",
+    "links_in_text",
     "first_code_block",
     "quote",
     "text_field",
@@ -136,6 +140,97 @@ class ToolCall:
         return json.loads(self.arguments or "{}")
 
 
+@dataclass(slots=True)
+class ToolRun:
+    """One tool call as it went: the function's name and arguments (the key masked), whether the user
+    approved it, its result (as sent back to the model) or its error, and how long it took."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    arguments_text: str = ""
+    approved: bool = False
+    result: str | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+    note: str | None = None  # why a call was skipped without asking (no one to ask, the approval failed)
+
+    @property
+    def output(self) -> str:
+        """What went back to the model: the result, or the error's one line."""
+        if self.error is not None:
+            return f"Error: {self.error}"
+        return self.result if self.result is not None else ""
+
+    def signature(self) -> str:
+        """`get_weather(city='Paris')`: the call as Python would write it."""
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments.items())
+        return f"{self.name}({shown})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments, "approved": self.approved,
+                "result": self.result, "error": self.error, "elapsed": round(self.elapsed, 4),
+                **({"note": self.note} if self.note else {})}
+
+
+@dataclass(slots=True)
+class Step:
+    """One step of a tool loop: the model's answer that asked for tools (`response`, a Response), and the
+    calls it asked for, in order (`calls`)."""
+
+    number: int
+    response: Any
+    calls: list[ToolRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        usage = getattr(self.response, "usage", None)
+        return {"step": self.number, "response_id": getattr(self.response, "id", None),
+                "usage": None if usage is None else {"input_tokens": usage.input_tokens,
+                                                     "output_tokens": usage.output_tokens},
+                "calls": [call.to_dict() for call in self.calls]}
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer cites (web search): its URL and title."""
+
+    url: str
+    title: str = ""
+
+
+_LINK = re.compile(r"\[([^\]\n]{1,200})\]\((https?://[^\s)]+)\)|(?<![(\[<])\b(https?://[^\s)>\]]+)")
+
+
+def links_in_text(text: str) -> list[Citation]:
+    """The links in an answer's text (Markdown links and bare URLs), each once, in order."""
+    found: dict[str, Citation] = {}
+    for match in _LINK.finditer(text):
+        url = (match.group(2) or match.group(3) or "").rstrip(".,;:")
+        if url and url not in found:
+            found[url] = Citation(url, match.group(1) or "")
+    return list(found.values())
+
+
+def _citations(annotations: object) -> list[Citation]:
+    found = []
+    for annotation in annotations if isinstance(annotations, list) else ():
+        if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
+            continue
+        nested = annotation.get("url_citation")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else annotation
+        url = inner.get("url")
+        if isinstance(url, str) and url:
+            found.append(Citation(url, str(inner.get("title") or "")))
+    return found
+
+
+def _unique(citations: list[Citation]) -> list[Citation]:
+    seen: dict[str, Citation] = {}
+    for citation in citations:
+        seen.setdefault(citation.url, citation)
+    return list(seen.values())
+
+
 # -- final JSON -> Response fields ---------------------------------------------------------------------
 def fields_from_raw(endpoint: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Read a final chat.completion or response object (already checked by `check_body`)."""
@@ -154,6 +249,7 @@ def fields_from_raw(endpoint: str, raw: dict[str, Any]) -> dict[str, Any]:
         ]
         status = "incomplete" if finish_reason in ("length", "content_filter") else "completed"
         return {
+            "citations": _unique(_citations(message.get("annotations"))),
             "id": text_field(raw.get("id")) or None,
             "model": text_field(raw.get("model")),
             "text": text,
@@ -165,12 +261,14 @@ def fields_from_raw(endpoint: str, raw: dict[str, Any]) -> dict[str, Any]:
             "error": None,
         }
     texts, reasoning, tool_calls = [], [], []
+    citations: list[Citation] = []
     for item in raw.get("output") or ():
         kind = item.get("type")
         if kind == "message":
             for part in item.get("content") or ():
                 if part.get("type") == "output_text":
                     texts.append(text_field(part.get("text")))
+                    citations += _citations(part.get("annotations"))
                 elif part.get("type") == "refusal":
                     texts.append(text_field(part.get("refusal")))
         elif kind == "reasoning":
@@ -196,6 +294,7 @@ def fields_from_raw(endpoint: str, raw: dict[str, Any]) -> dict[str, Any]:
     if raw.get("error"):
         error = APIResponseError(f"The response failed: {error_message(raw['error'])}", body=raw)
     return {
+        "citations": _unique(citations),
         "id": text_field(raw.get("id")) or None,
         "model": text_field(raw.get("model")),
         "text": "".join(texts),

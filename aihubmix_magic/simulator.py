@@ -41,6 +41,12 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
   ``sim-no-done``, ``sim-with-done``, ``sim-no-event-lines``, ``sim-no-usage``,
   ``sim-usage-in-finish``, ``sim-empty-output``, ``sim-unknown-events``, ``sim-tools``,
   ``sim-chunked-utf8``.
+* Tools: when a request offers functions (``tools``), every normal model calls the first one with
+  arguments filled in from its schema and, once the result is sent back, answers with it
+  (``sim-tool-call`` does only that); ``sim-parallel-tools`` calls several at once; ``sim-tools-forever``
+  never stops calling (for a step limit). Arguments stream split across chunks.
+* Web search: ``web_search_options`` (chat) or a ``web_search`` tool (responses) gives an answer that
+  cites two sources (``url_citation`` annotations); ``sim-no-web`` refuses it with HTTP 400.
 """
 
 from __future__ import annotations
@@ -142,6 +148,10 @@ FAULT_MODELS: dict[str, str] = {
     "sim-tools": 'calls get_weather({"city": "Paris"}); answers in text once a tool result is sent',
     "sim-chunked-utf8": "answer with multi-byte characters, sent in HTTP chunks of 7 bytes",
     "sim-cached": "a normal answer whose usage reports half of the input tokens as cached (prompt caching)",
+    "sim-tool-call": "calls the first offered tool with arguments from its schema, then answers with the result",
+    "sim-parallel-tools": "calls every offered tool at once (the only one twice), then answers with the results",
+    "sim-tools-forever": "calls the first offered tool again after every result: never answers in text",
+    "sim-no-web": "HTTP 400 'does not support web_search' when web search is asked for",
 }
 
 _REASONING_MODELS = {"deepseek-reasoner", "o4-mini"}
@@ -1154,6 +1164,7 @@ class _Input(NamedTuple):
     images: int
     has_tool_result: bool
     system: str = ""  # the system / developer messages and the instructions, joined
+    tool_results: tuple[str, ...] = ()  # the tool results that end the conversation (the model's turn now)
 
 
 def _content_text(content: Any) -> tuple[str, int]:
@@ -1182,11 +1193,16 @@ def _read_input(endpoint: str, body: dict) -> _Input:
             items = [{"role": "user", "content": items}]
     prompt, words, images, has_tool_result = "", len(extra_text.split()), 0, False
     system = [extra_text] if extra_text else []
+    results: list[str] = []
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
         if item.get("role") == "tool" or item.get("type") == "function_call_output":
             has_tool_result = True
+            output = item.get("content", item.get("output"))
+            results.append(output if isinstance(output, str) else json.dumps(output))
+        elif item.get("type") != "function_call" and item.get("role") != "assistant":
+            results = []
         text, count = _content_text(item.get("content", item.get("output")))
         words += len(text.split())
         images += count
@@ -1194,7 +1210,109 @@ def _read_input(endpoint: str, body: dict) -> _Input:
             prompt = text
         elif item.get("role") in ("system", "developer"):
             system.append(text)
-    return _Input(prompt, max(1, words), images, has_tool_result, "\n\n".join(system))
+    return _Input(prompt, max(1, words), images, has_tool_result, "\n\n".join(system), tuple(results))
+
+
+def _offered_functions(endpoint: str, body: dict) -> list[tuple[str, dict]]:
+    """The functions a request offers: (name, parameters schema), in order."""
+    functions = []
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            continue
+        inner = tool.get("function")
+        spec: dict = inner if isinstance(inner, dict) else tool
+        if isinstance(spec.get("name"), str):
+            functions.append((spec["name"], _dict(spec.get("parameters"))))
+    return functions
+
+
+def _wants_web_search(endpoint: str, body: dict) -> bool:
+    if endpoint == "chat":
+        return isinstance(body.get("web_search_options"), dict)
+    tools = body.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview") for t in tools)
+
+
+_OTHER_VALUES = {"Paris": "London", "London": "Paris"}
+
+
+def _other_value(value: Any) -> Any:
+    """A second, different value of the same type (for a second call of the same tool)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return _OTHER_VALUES.get(value, value + " 2")
+    if isinstance(value, dict):
+        return {key: _other_value(item) for key, item in value.items()}
+    return value
+
+
+def _argument_pieces(arguments: dict) -> tuple[str, ...]:
+    """The arguments' JSON in pieces of 5 characters: keys, strings and numbers are split across chunks."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    return tuple(text[i : i + 5] for i in range(0, len(text), 5)) or ("{}",)
+
+
+def _tool_calls(fault: str, model: str, endpoint: str, body: dict, source: _Input) -> tuple[_Call, ...]:
+    """The calls this answer makes (none: it answers in text)."""
+    if fault == "tools":  # the fixed call of the original tool model
+        return () if source.has_tool_result else (_Call("call_sim1", "get_weather", _TOOL_ARGUMENT_PIECES),)
+    offered = _offered_functions(endpoint, body)
+    if not offered or (fault not in ("", "tool-call", "parallel-tools", "tools-forever", "echo")
+                       and fault not in _TIMING_FAULTS):
+        return ()
+    if source.tool_results and fault != "tools-forever":
+        return ()  # the results are in: answer with them
+    ask = _parse_prompt(source.prompt, source.system)
+    rng = random.Random(zlib.crc32(f"{model}\n{source.prompt}".encode()))
+
+    def arguments(schema: dict) -> dict:
+        value = _json_value(rng, {"type": "object", **schema}, ask, "arguments")
+        return value if isinstance(value, dict) else {}
+
+    prefix = uuid.uuid4().hex[:8]
+    chosen = offered[:1]
+    if fault == "parallel-tools":
+        chosen = offered if len(offered) > 1 else offered * 2
+    calls: list[_Call] = []
+    seen: dict[str, dict] = {}
+    for number, (name, schema) in enumerate(chosen):
+        values = arguments(schema)
+        if name in seen:
+            values = _other_value(seen[name])
+        seen[name] = values
+        calls.append(_Call(f"call_{prefix}{number}", name, _argument_pieces(values)))
+    return tuple(calls)
+
+
+_TIMING_FAULTS = ("slow", "tps", "latency")
+
+
+def _tool_answer(model: str, results: tuple[str, ...]) -> tuple[str, ...]:
+    """The answer once the tool results are in: it says what they were."""
+    several = any("\n" in result for result in results)  # a table: each result a paragraph of its own
+    head = "The tool returned:" if len(results) == 1 else "The tools returned:"
+    said = head + ("".join(f"\n\n{result}" for result in results) if several else " " + "; ".join(results))
+    return tuple(_tokenize(f"*Simulated answer from {model}.* {said}"))
+
+
+def _sources(prompt: str) -> tuple[str, tuple[dict, ...]]:
+    """The sentence a web-search answer ends with, and its two url_citation annotations (flat form)."""
+    slug = "-".join(_words_of(prompt)[:4]) or "search"
+    sources = ((f"https://example.org/articles/{slug}", f"Example article on {slug.replace('-', ' ')}"),
+               (f"https://example.com/{slug}/facts", "Example facts page"))
+    sentence, annotations = " Sources:", []
+    for number, (url, title) in enumerate(sources, start=1):
+        label = f" [{number}]"
+        start = len(sentence) + 1
+        sentence += label
+        annotations.append({"type": "url_citation", "url": url, "title": title, "start_index": start,
+                            "end_index": start + len(label) - 1})
+    return sentence + ".", tuple(annotations)
 
 
 def _dict(value: Any) -> dict:
@@ -1263,6 +1381,18 @@ class _Fault(NamedTuple):
         return None
 
 
+class _Call(NamedTuple):
+    """A function call an answer makes: its id, the function's name and the arguments' JSON in pieces."""
+
+    id: str
+    name: str
+    pieces: tuple[str, ...]
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.pieces)
+
+
 @dataclass(frozen=True)
 class _Reply:
     """A successful answer, before it is written as JSON or as a stream."""
@@ -1271,13 +1401,14 @@ class _Reply:
     model: str
     fault: str
     reasoning: tuple[str, ...]
-    tokens: tuple[str, ...]  # the answer tokens that are sent, or the tool-call argument pieces
-    tool_call: bool
+    tokens: tuple[str, ...]  # the answer tokens that are sent
+    calls: tuple[_Call, ...]  # the function calls made instead of a text answer
     truncated: bool
     ending: str  # "complete", "error", "failed", "drop" or "stall"
     input_tokens: int
     include_usage: bool
     echo: dict  # the request fields that a response object repeats
+    annotations: tuple[dict, ...] = ()  # url_citation annotations (flat, responses-style) of a web search
     ident: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -1287,15 +1418,26 @@ class _Reply:
         source = _read_input(endpoint, body)
         json_mode, schema_text = _json_format(endpoint, body)
         reasoning = _reasoning_tokens(model, source.prompt) if _wants_reasoning(endpoint, body, model) else ()
-        tool_call = fault.name == "tools" and not source.has_tool_result
+        calls = _tool_calls(fault.name, model, endpoint, body, source)
+        tool_call = bool(calls)
+        annotations: tuple[dict, ...] = ()
+        tokens: tuple[str, ...] = ()
         if tool_call:
-            tokens: tuple[str, ...] = _TOOL_ARGUMENT_PIECES
+            pass
+        elif source.tool_results and fault.name != "tools":
+            tokens = _tool_answer(model, source.tool_results)
         else:
             json_mode = json_mode or _has_word(source.prompt, "json")
             tokens = _answer_tokens(
                 model, source.prompt, source.images, json_mode, schema_text, fault.name == "chunked-utf8",
                 source.system,
             )
+        if not tool_call and _wants_web_search(endpoint, body):
+            sentence, annotations = _sources(source.prompt)
+            offset = len("".join(tokens))
+            annotations = tuple({**a, "start_index": a["start_index"] + offset, "end_index": a["end_index"] + offset}
+                                for a in annotations)
+            tokens = (*tokens, *_tokenize(sentence))
         ending = _ENDINGS.get(fault.name, "complete")
         limit = _max_tokens(endpoint, body, fault)
         truncated = False
@@ -1309,7 +1451,7 @@ class _Reply:
             fault=fault.name,
             reasoning=reasoning,
             tokens=tokens,
-            tool_call=tool_call,
+            calls=calls,
             truncated=truncated,
             ending=ending,
             input_tokens=source.words,
@@ -1317,7 +1459,12 @@ class _Reply:
             echo={
                 name: default if body.get(name) is None else body[name] for name, default in _ECHOED.items()
             },
+            annotations=annotations if not truncated and ending == "complete" else (),
         )
+
+    @property
+    def tool_call(self) -> bool:
+        return bool(self.calls)
 
     @property
     def text(self) -> str:
@@ -1325,7 +1472,7 @@ class _Reply:
 
     @property
     def output_tokens(self) -> int:
-        return len(self.reasoning) + len(self.tokens)
+        return len(self.reasoning) + len(self.tokens) + sum(len(call.pieces) for call in self.calls)
 
 
 # --- JSON bodies -----------------------------------------------------------------------------------
@@ -1403,12 +1550,11 @@ def _chat_completion(reply: _Reply) -> dict:
     if reply.tool_call:
         message["content"] = None
         message["tool_calls"] = [
-            {
-                "id": "call_sim1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": reply.text},
-            }
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in reply.calls
         ]
+    if reply.annotations:
+        message["annotations"] = [_chat_annotation(a) for a in reply.annotations]
     if reply.reasoning:
         message["reasoning_content"] = "".join(reply.reasoning)
     return {
@@ -1424,14 +1570,25 @@ def _chat_completion(reply: _Reply) -> dict:
     }
 
 
+def _chat_annotation(annotation: dict) -> dict:
+    """A flat url_citation annotation in chat's nested shape."""
+    return {"type": "url_citation", "url_citation": {k: v for k, v in annotation.items() if k != "type"}}
+
+
+def _web_search_item(reply: _Reply, status: str) -> dict:
+    return {"id": f"ws_sim{reply.ident}", "type": "web_search_call", "status": status,
+            "action": {"type": "search", "query": "simulated search"}}
+
+
 def _reasoning_item(reply: _Reply, text: str) -> dict:
     summary = [{"type": "summary_text", "text": text}] if text else []
     return {"id": f"rs_sim{reply.ident}", "type": "reasoning", "summary": summary, "encrypted_content": None}
 
 
 def _message_item(reply: _Reply, status: str, text: str | None) -> dict:
+    annotations = list(reply.annotations) if status == "completed" else []
     content = (
-        [] if text is None else [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]
+        [] if text is None else [{"type": "output_text", "annotations": annotations, "logprobs": [], "text": text}]
     )
     return {
         "id": f"msg_sim{reply.ident}",
@@ -1442,21 +1599,23 @@ def _message_item(reply: _Reply, status: str, text: str | None) -> dict:
     }
 
 
-def _function_call_item(reply: _Reply, status: str, arguments: str) -> dict:
+def _function_call_item(reply: _Reply, call: _Call, status: str, arguments: str) -> dict:
     return {
-        "id": f"fc_sim{reply.ident}",
+        "id": f"fc_sim{reply.ident}" + ("" if call.id == "call_sim1" else call.id[-1]),
         "type": "function_call",
         "status": status,
         "arguments": arguments,
-        "call_id": "call_sim1",
-        "name": "get_weather",
+        "call_id": call.id,
+        "name": call.name,
     }
 
 
 def _final_output(reply: _Reply) -> list[dict]:
     output = [_reasoning_item(reply, "".join(reply.reasoning))] if reply.reasoning else []
+    if reply.annotations:
+        output.append(_web_search_item(reply, "completed"))
     if reply.tool_call:
-        output.append(_function_call_item(reply, "completed", reply.text))
+        output += [_function_call_item(reply, call, "completed", call.arguments) for call in reply.calls]
     else:
         output.append(_message_item(reply, "incomplete" if reply.truncated else "completed", reply.text))
     return output
@@ -1537,20 +1696,23 @@ def _iter_chat_events(reply: _Reply) -> Iterator[_Event]:
     for token in reply.reasoning:
         yield _Event(None, reasoning.fill(token), True)
     if reply.tool_call:
-        call = {
-            "index": 0,
-            "id": "call_sim1",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": ""},
-        }
-        yield _Event(None, chunk({"tool_calls": [call]}))
-        arguments = _Template(chunk({"tool_calls": [{"index": 0, "function": {"arguments": _SLOTS[0]}}]}))
-        for piece in reply.tokens:
-            yield _Event(None, arguments.fill(piece), True)
+        for index, tool_call in enumerate(reply.calls):
+            call = {
+                "index": index,
+                "id": tool_call.id,
+                "type": "function",
+                "function": {"name": tool_call.name, "arguments": ""},
+            }
+            yield _Event(None, chunk({"tool_calls": [call]}))
+            arguments = _Template(chunk({"tool_calls": [{"index": index, "function": {"arguments": _SLOTS[0]}}]}))
+            for piece in tool_call.pieces:
+                yield _Event(None, arguments.fill(piece), True)
     else:
         content = _Template(chunk({"content": _SLOTS[0]}))
         for token in reply.tokens:
             yield _Event(None, content.fill(token), True)
+        if reply.annotations:
+            yield _Event(None, chunk({"annotations": [_chat_annotation(a) for a in reply.annotations]}))
     if reply.ending in ("error", "failed"):
         yield _Event(None, _upstream_error("upstream stream error"))
         return
@@ -1582,7 +1744,14 @@ class _ResponsesEvents:
         if reply.reasoning:
             yield from self._reasoning(0)
         index = 1 if reply.reasoning else 0
-        yield from self._function_call(index) if reply.tool_call else self._message(index)
+        if reply.annotations:
+            yield from self._web_search(index)
+            index += 1
+        if reply.tool_call:
+            for number, call in enumerate(reply.calls):
+                yield from self._function_call(index + number, call)
+        else:
+            yield from self._message(index)
         if reply.ending in ("error", "drop", "stall"):
             return
         if self._extra:
@@ -1619,16 +1788,25 @@ class _ResponsesEvents:
         )
         yield self._event("response.output_item.done", output_index=index, item=_reasoning_item(reply, text))
 
-    def _function_call(self, index: int) -> Iterator[_Event]:
+    def _web_search(self, index: int) -> Iterator[_Event]:
         reply = self._reply
-        item = _function_call_item(reply, "in_progress", "")
+        item = _web_search_item(reply, "in_progress")
         ids = {"item_id": item["id"], "output_index": index}
         yield self._event("response.output_item.added", output_index=index, item=item)
-        yield from self._deltas("response.function_call_arguments.delta", reply.tokens, **ids)
+        for stage in ("in_progress", "searching", "completed"):
+            yield self._event(f"response.web_search_call.{stage}", **ids)
+        yield self._event("response.output_item.done", output_index=index, item=_web_search_item(reply, "completed"))
+
+    def _function_call(self, index: int, call: _Call) -> Iterator[_Event]:
+        reply = self._reply
+        item = _function_call_item(reply, call, "in_progress", "")
+        ids = {"item_id": item["id"], "output_index": index}
+        yield self._event("response.output_item.added", output_index=index, item=item)
+        yield from self._deltas("response.function_call_arguments.delta", call.pieces, **ids)
         yield self._event(
-            "response.function_call_arguments.done", **ids, name="get_weather", arguments=reply.text
+            "response.function_call_arguments.done", **ids, name=call.name, arguments=call.arguments
         )
-        item = _function_call_item(reply, "completed", reply.text)
+        item = _function_call_item(reply, call, "completed", call.arguments)
         yield self._event("response.output_item.done", output_index=index, item=item)
 
     def _message(self, index: int) -> Iterator[_Event]:
@@ -1644,6 +1822,9 @@ class _ResponsesEvents:
             yield self._error_event()
         if reply.ending != "complete":
             return
+        for number, annotation in enumerate(reply.annotations):
+            yield self._event("response.output_text.annotation.added", **ids, annotation_index=number,
+                              annotation=annotation)
         item = _message_item(reply, "incomplete" if reply.truncated else "completed", reply.text)
         yield self._event("response.output_text.done", **ids, text=reply.text, logprobs=[])
         yield self._event("response.content_part.done", **ids, part=item["content"][0])
@@ -1910,6 +2091,9 @@ class _Handler(BaseHTTPRequestHandler):
             failing = self._simulator._take_flaky_turn(model, fault.number)
             name = (name if name == "should-retry" else name[len("flaky-") :]) if failing else ""
         canned = _canned_fault(name, fault.number, model, endpoint, stream)
+        if name == "no-web" and _wants_web_search(endpoint, body):
+            message = f"The model {model} does not support web_search (tid: {_trace_id()})"
+            canned = _json_canned(400, _aihubmix_error(message))
         if name == "400-echo-headers":  # a debugging proxy that quotes the request back
             headers = "; ".join(f"{key}: {value}" for key, value in self.headers.items())
             canned = _json_canned(400, _openai_error(f"Bad request. Headers received: {headers}"))

@@ -530,6 +530,123 @@ for cell in exported.cells:
 """),
 ]
 
+NOTEBOOKS["06-tools"] = [
+    md("""
+# Tools: let the model call your Python functions, with your approval
+
+A model cannot see your data, but it can ask to **call a function** you wrote, and answer with what the
+function returned. `%%aihubmix --tools NAME` offers functions from the notebook to the model. Each call is
+shown in the cell before it runs and waits for you: **Run**, **Skip**, or **Always for this cell**. The
+function runs here, in the kernel, on your data; only its result (as text) goes to the model.
+
+This notebook offers a query tool over the 40 product reviews of notebook 03, then shows what the cell
+keeps: the steps, their calls and results, the tokens of every step.
+
+""" + DEMO_NOTE + """
+
+In demo mode the simulated model calls the first tool it is offered, with arguments made up from the
+function's description, and then answers with the result. The cells below use `--yes` (run every call
+without asking) so the notebook also runs unattended; remove it to get the Run / Skip buttons.
+"""),
+    code(SETUP),
+    md("""
+## A tool is a documented Python function
+
+The model is told the function's name, its docstring's first paragraph, and its parameters: their types
+from the type hints (a `Literal` becomes a list of allowed values), their defaults, and the text of the
+`Args:` section. Nothing else about your notebook is sent.
+"""),
+    code('''
+from typing import Literal
+
+import pandas as pd
+
+reviews = pd.read_csv("data/reviews.csv")
+
+
+def rating_summary(group_by: Literal["product", "rating"] = "product", top: int = 5) -> pd.DataFrame:
+    """The number of reviews and the mean star rating per group, the best rated first.
+
+    Args:
+        group_by: the column to group the reviews by
+        top: how many groups to return
+    """
+    table = reviews.groupby(group_by)["rating"].agg(reviews="count", mean_rating="mean")
+    return table.sort_values("mean_rating", ascending=False).head(top).round(2)
+
+
+def count_reviews(word: str) -> int:
+    """How many reviews mention a word (case does not matter).
+
+    Args:
+        word: the word to look for, e.g. "leaking"
+    """
+    return int(reviews["review"].str.contains(word, case=False).sum())
+'''),
+    md("`Tool.from_function` shows exactly what the model is told:"),
+    code("""
+from aihubmix_magic import Tool
+
+Tool.from_function(rating_summary).definition("chat")
+"""),
+    md("""
+## Ask a question the data answers
+
+Each call becomes a collapsed block above the answer (`rating_summary(group_by='product', top=3) → …`):
+click it to see the arguments and the whole result. The footer counts the steps and sums the tokens of
+every request.
+"""),
+    code("""
+%%aihubmix --tools rating_summary,count_reviews --yes
+Which products do customers like best? Use the review data.
+"""),
+    md("""
+## What the cell kept
+
+`last_response()` is the final answer; `.steps` holds each step: the model's intermediate answer and the
+calls it asked for, with their arguments, whether they were approved, their result or error and their
+time. `.usage` is the sum over every step.
+"""),
+    code("""
+from aihubmix_magic import last_response
+
+r = last_response()
+for step in r.steps:
+    for call in step.calls:
+        print(f"step {step.number}: {call.signature()} approved={call.approved} in {call.elapsed:.3f} s")
+        print(call.result[:300])
+print("tokens for the whole exchange:", r.usage.input_tokens, "->", r.usage.output_tokens)
+"""),
+    md("""
+## The same from Python, and for many questions at once
+
+`Client.chat(..., tools=[f, g])` and `batch(..., tools=[...])` run the same loop. A batch cannot stop to
+ask, so it needs `approve=True` or a function that decides, e.g. to allow only read-only tools:
+"""),
+    code("""
+from aihubmix_magic import batch
+
+answers = batch(["Which product is rated best?", "How many reviews mention 'leaking'?"],
+                tools=[rating_summary, count_reviews],
+                approve=lambda call: call.name in ("rating_summary", "count_reviews"))
+for answer in answers:
+    print(answer.status, "|", len(answer.steps), "step(s) |", answer.text[:120].replace("\\n", " "))
+"""),
+    md("""
+## Web search
+
+`--web` lets the model search the web (the hosted tool on AiHubMix; some models need their `-search`
+variant). The sources it cites are listed under the answer and kept in `last_response().citations`.
+"""),
+    code("""
+%%aihubmix --web -e responses
+What is new in pandas this year? Two sentences.
+"""),
+    code("""
+[(c.title, c.url) for c in last_response().citations]
+"""),
+]
+
 
 def build(name: str, cells: list[tuple[str, str]]):
     nb = v4.new_notebook()

@@ -278,3 +278,59 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
     text = saved.read_text()
     assert CHOSEN_MODEL + " · responses" in text, "the notebook was not saved with the answer"
     assert _secrets_in(text) == []
+
+
+TOOLS_NOTEBOOK = "tools-test.ipynb"
+TOOLS_CELLS = [
+    "%load_ext aihubmix_magic\n%aihubmix demo",
+    "def get_weather(city: str) -> str:\n    '''The weather in a city now.'''\n    return f'sunny in {city}, 21C'",
+    "%%aihubmix --tools get_weather\nWhat is the weather in Paris?",
+    "print('approved:', last_response().steps[0].calls[0].approved)",
+]
+
+
+def test_tool_approval_buttons_in_jupyterlab(jupyterlab):
+    """A `--tools` cell waits for the Run button while the cell queued after it waits its turn; the click
+    runs the tool, the step shows above the answer, and the next cell runs after."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    cells_json = [{"cell_type": "code", "id": f"c{number}", "source": source, "metadata": {}, "outputs": [],
+                   "execution_count": None} for number, source in enumerate(TOOLS_CELLS)]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells_json,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    with httpx.Client(timeout=10) as client:
+        client.put(f"{url}/api/contents/{TOOLS_NOTEBOOK}", headers={"Authorization": f"token {token}"},
+                   json={"type": "notebook", "format": "json", "content": notebook}).raise_for_status()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page.goto(f"{url}/lab/tree/{TOOLS_NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            expect(cells.first.locator(".cm-content")).to_be_visible()
+            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible()
+            page.keyboard.press("Control+b")
+            cells.first.locator(".cm-content").click()
+            for _ in TOOLS_CELLS:  # run every cell: the last one is queued behind the prompt
+                page.keyboard.press("Shift+Enter")
+            prompt = page.locator(".aihubmix-approval")
+            expect(prompt).to_be_visible()
+            expect(prompt).to_contain_text("get_weather(city='Paris')")
+            expect(cells.nth(3).locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\*\]"))
+            prompt.locator("button", has_text="Run").first.click()
+            tool_cell = cells.nth(2).locator(".jp-OutputArea")
+            expect(tool_cell).to_contain_text("Step 1 · get_weather(city='Paris') → sunny in Paris, 21C")
+            expect(tool_cell).to_contain_text("The tool returned: sunny in Paris, 21C")
+            expect(tool_cell).to_contain_text("1 step · 1 tool call")
+            expect(page.locator(".aihubmix-approval")).to_have_count(0)
+            expect(cells.nth(3).locator(".jp-OutputArea")).to_contain_text("approved: True")
+            page.screenshot(path=str(ARTIFACTS / "tools.png"))
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "tools-failure.png"))
+            raise
+        finally:
+            browser.close()

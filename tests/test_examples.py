@@ -21,7 +21,7 @@ SHOWN = ("text/markdown", "text/html", "text/plain", "application/json")
 
 
 def test_every_example_is_collected():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.fixture
