@@ -19,10 +19,12 @@ def sim():
 
 
 @pytest.fixture(autouse=True)
-def _environment(sim, monkeypatch):
-    """Every test talks to the simulator with a test key; settings are restored afterwards."""
+def _environment(sim, monkeypatch, tmp_path):
+    """Every test talks to the simulator with a test key, with its own cache directory (the response
+    cache and the batch journal, never the user's); settings are restored afterwards."""
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
+    monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(tmp_path / "aihubmix-cache" / "responses.sqlite"))
     saved = settings.values()
     saved_key = settings.api_key
     settings.base_url = sim.base_url
