@@ -37,6 +37,7 @@ __all__ = ["THROTTLE_STATUSES", "Limiter", "RateHeaders", "Ticket", "is_throttle
 
 THROTTLE_STATUSES = frozenset({429, 503, 529})
 MAX_BACKOFF = 30.0  # seconds: the longest pause without a retry-after (it doubles from 0.5 s while nothing succeeds)
+SPACING_DECAY = 0.98  # the learned spacing shrinks by this on each success, until a throttle says it is too short
 DEFAULT_OUTPUT_GUESS = 256  # tokens an answer is guessed to take for tpm pacing, until answers say otherwise
 _EPOCH_SECONDS = 1e9  # a reset "duration" above this is a Unix time
 
@@ -167,7 +168,9 @@ class Limiter:
         self.throttled_since_progress = False
         self.output_guess = float(DEFAULT_OUTPUT_GUESS)
         self._outputs_seen = 0
-        self._next_request_at = 0.0  # rpm pacing
+        self.spacing = 0.0  # learned from sub-second retry-afters: seconds between starts (shrinks on successes)
+        self._next_request_at = 0.0  # rpm pacing and the learned spacing
+        self._last_ok_start: float | None = None
         self._tokens_free_at = 0.0  # tpm pacing
         self._requests_left: float | None = None  # x-ratelimit-remaining-requests, counted down by each start
         self._requests_reset_at = 0.0
@@ -189,7 +192,7 @@ class Limiter:
         """0.0: a request may start now; a positive number: look again in that many seconds; None: wait for
         a request in flight to end."""
         wait = self.paused_until - now
-        if self.rpm:
+        if self.rpm or self.spacing:
             wait = max(wait, self._next_request_at - now)
         if self.tpm:
             wait = max(wait, self._tokens_free_at - now)
@@ -219,8 +222,9 @@ class Limiter:
     def start(self, now: float, tokens: float = 0.0) -> Ticket:
         """A request starts now (after `delay` said 0)."""
         self.in_flight += 1
-        if self.rpm:
-            self._next_request_at = max(self._next_request_at, now) + 60.0 / self.rpm
+        if self.rpm or self.spacing:
+            self._next_request_at = max(self._next_request_at, now) + max(60.0 / self.rpm if self.rpm else 0.0,
+                                                                          self.spacing)
         if self.tpm:
             self._tokens_free_at = max(self._tokens_free_at, now) + tokens * 60.0 / self.tpm
         if self._requests_left is not None:
@@ -245,6 +249,8 @@ class Limiter:
             self._progress(now)
             self.cuts = 0
             self.probing = False
+            self.spacing = self.spacing * SPACING_DECAY if self.spacing > 0.001 else 0.0
+            self._last_ok_start = ticket.started
             self.successes += 1
             if self.successes >= self.limit and self.limit < self.concurrency:
                 self.limit += 1
@@ -261,9 +267,16 @@ class Limiter:
                 self.successes = 0
                 self.probing = True
                 wait = retry_after if retry_after is not None else min(0.5 * 2 ** (self.cuts - 1), MAX_BACKOFF)
+                if retry_after is not None and retry_after != int(retry_after):
+                    # a precise wish (retry-after-ms): the server's next slot comes at now + retry_after, so
+                    # its pace is about one request from the last successful start to then
+                    since_ok = now - self._last_ok_start if self._last_ok_start is not None else 0.0
+                    self.spacing = max(self.spacing, retry_after + max(0.0, since_ok))
             else:  # sent before the cut: it only says the pause must be long enough
                 wait = retry_after if retry_after is not None else 0.0
             self.paused_until = max(self.paused_until, now + wait)
+            if not self.rpm:  # the server refused it: its slot of the learned spacing is not used up
+                self._next_request_at = min(self._next_request_at, self.paused_until)
 
     def _progress(self, now: float) -> None:
         self.last_progress = now
