@@ -247,14 +247,15 @@ class Limiter:
             self._settle(ticket, usage)
         if outcome == "ok":
             self._progress(now)
-            self.cuts = 0
-            self.probing = False
-            self.spacing = self.spacing * SPACING_DECAY if self.spacing > 0.001 else 0.0
             self._last_ok_start = ticket.started
-            self.successes += 1
-            if self.successes >= self.limit and self.limit < self.concurrency:
-                self.limit += 1
-                self.successes = 0
+            if ticket.epoch == self.epoch:  # sent since the last cut: it says the pace is right now
+                self.cuts = 0
+                self.probing = False
+                self.spacing = self.spacing * SPACING_DECAY if self.spacing > 0.001 else 0.0
+                self.successes += 1
+                if self.successes >= self.limit and self.limit < self.concurrency:
+                    self.limit += 1
+                    self.successes = 0
         elif outcome == "failed":
             self._progress(now)
         elif outcome == "throttled":
