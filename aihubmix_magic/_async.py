@@ -143,10 +143,16 @@ class AsyncDriver:
         if gate is not None and gate.limiter.tpm:  # about 4 bytes a token; the answer's usage corrects it
             tokens = gate.limiter.estimate(math.ceil(len(content) / 4), request.max_tokens)
         retries = 0
+        throttled: Failure | None = None  # this item's last rate-limit answer
         while True:
             if retries:
                 headers = {**self._headers, "x-stainless-retry-count": str(retries)}
-            ticket = await gate.enter(tokens) if gate is not None else None
+            try:
+                ticket = await gate.enter(tokens) if gate is not None else None
+            except RateLimitError:
+                if throttled is not None:  # it was sent: the server's own answer says more than "not sent"
+                    raise throttled.error from None
+                raise
             failure: Failure
             status = 0
             outcome = "retry"
@@ -184,6 +190,7 @@ class AsyncDriver:
                         details["retry_after"] = ratelimit.retry_after(response.headers, time.time())
                 if outcome == "throttled":  # retried until the batch stalls (the gate raises then)
                     self.throttled += 1
+                    throttled = failure
                     delay: float | None = 0.0
                 else:
                     delay = protocol.retry_delay(failure, retries, client.max_retries)
