@@ -137,7 +137,7 @@ def batch(
     tpm: float | None = None,
     resume: bool = True,
     **params: Any,
-):
+) -> Any:  # a BatchResults for a list; a pandas Series for a Series or DataFrame
     """Send many prompts concurrently; return the answers in input order.
 
     `prompts`: a list of strings, a pandas Series, or a pandas DataFrame with a `template` that names its
