@@ -36,6 +36,7 @@ from . import _ratelimit as ratelimit
 from ._exceptions import AihubmixError, RateLimitError
 from ._protocol import ENDPOINT_PATHS, Failure
 from ._response import Response
+from ._types import compact_json
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -121,8 +122,10 @@ class AsyncDriver:
             lane = self._lanes[0] if self._lanes else self.lane()
         try:
             content, content_type = await self._send(lane, ENDPOINT_PATHS[request.endpoint], body, request)
-            protocol.complete(response, protocol.parse_json(content, content_type, base_url=self._base_url,
-                                                            redactor=self._redactor))
+            content = self._redactor.redact(content)
+            final = protocol.parse_json(content, content_type, base_url=self._base_url, redactor=self._redactor)
+            protocol.complete(response, compact_json(final))  # the fields' strings (model, roles) shared
+            response.keep_raw_json(content)  # a batch holds thousands of answers: raw as bytes, read on demand
         except AihubmixError as exc:
             response.status = "failed"
             response.error = exc

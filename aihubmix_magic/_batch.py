@@ -303,7 +303,7 @@ class _Run:
         self.rate_limited = 0
         self.progress = Progress(total=len(requests), started=time.perf_counter())
         self.limiter: Limiter | None = None
-        self._keys: list[str] = []
+        self._resumed_keys: list[str] = []  # journal entries this run answered from (maybe another batch's)
         self._batch_id = ""
         self._resumed: set[int] = set()  # items answered by an earlier run (from the journal)
         self._finished: list[tuple[int, Response]] = []  # answered since the calling thread last looked
@@ -341,7 +341,7 @@ class _Run:
             raise live.errors[0]
         summary = self._summary(cached, resumed, partial)
         if self.journal is not None and summary.ok == summary.total:  # complete: the journal forgets it
-            self.journal.drop(self._keys)
+            self.journal.drop(self._resumed_keys, batch=self._batch_id)
         if view is not None:
             self.progress.note = None
             view.finish(self.progress, str(summary))
@@ -376,13 +376,13 @@ class _Run:
         from ._protocol import response_from_json
 
         base_url = self.client.base_url
-        self._keys = [request_key(request.endpoint, base_url, body)
-                      for request, body in zip(self.requests, self.bodies, strict=True)]
-        self._batch_id = batch_id(self._keys)
-        wanted = [key for key, result in zip(self._keys, self.results, strict=True) if result is None]
+        keys = [request_key(request.endpoint, base_url, body) for request, body in zip(self.requests, self.bodies,
+                                                                                        strict=True)]
+        self._batch_id = batch_id(keys)  # the keys are not kept: 100,000 of them take 12 MB
+        wanted = [key for key, result in zip(keys, self.results, strict=True) if result is None]
         found = self.journal.lookup(wanted) if wanted else {}
         count = 0
-        for number, key in enumerate(self._keys):
+        for number, key in enumerate(keys):
             raw = found.get(key)
             if raw is None or self.results[number] is not None:
                 continue
@@ -391,6 +391,7 @@ class _Run:
             response.cached = False  # from this batch's own earlier run, not from the response cache
             self.results[number] = response
             self._resumed.add(number)
+            self._resumed_keys.append(key)
             self._count(response, spent=False)
             count += 1
         return count
@@ -432,13 +433,20 @@ class _Run:
 
     def _store_finished(self) -> None:
         """On the calling thread: journal the answers that arrived, and store them in the cache."""
+        from ._cache import request_key
+
         with self._lock:
             finished, self._finished = self._finished, []
         if not finished:
             return
         if self.journal is not None:
-            self.journal.record((self._keys[number], self._batch_id, response.endpoint, response.raw)
-                                for number, response in finished if response.raw is not None)
+            rows: list[tuple[str, str, str, str]] = []
+            for number, response in finished:
+                raw = response.raw_json()
+                if raw is not None:
+                    key = request_key(response.endpoint, self.client.base_url, self.bodies[number])
+                    rows.append((key, self._batch_id, response.endpoint, raw))
+            self.journal.record(rows)
         if self.cache is not None:
             self.cache.put_many([response for _, response in finished if response.status == "completed"],
                                 self.client.base_url)

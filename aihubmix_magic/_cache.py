@@ -139,9 +139,9 @@ class ResponseCache:
     def put_many(self, responses: list[Response], base_url: str) -> int:
         rows = [
             (request_key(r.endpoint, base_url, r.request), r.endpoint, r.model or "",
-             json.dumps(r.raw, ensure_ascii=False), time.time())
+             r.raw_json(), time.time())
             for r in responses
-            if r.status == "completed" and r.error is None and r.raw is not None and not r.cached
+            if r.status == "completed" and r.error is None and r.raw_json() is not None and not r.cached
         ]
         if rows:
             with closing(self._connect()) as db, db:

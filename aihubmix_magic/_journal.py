@@ -70,6 +70,7 @@ class Journal:
                 make_private(self.path)
                 with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
                     db.execute(_SCHEMA)
+                    db.execute("CREATE INDEX IF NOT EXISTS answers_batch ON answers (batch)")
                 self._ready = True
         return sqlite3.connect(self.path, timeout=10)
 
@@ -91,21 +92,24 @@ class Journal:
                         found[key] = raw
         return found
 
-    def record(self, rows: Iterable[tuple[str, str, str, dict[str, Any]]]) -> int:
-        """Store (key, batch, endpoint, final JSON) rows in one transaction; returns how many."""
+    def record(self, rows: Iterable[tuple[str, str, str, str]]) -> int:
+        """Store (key, batch, endpoint, final JSON text) rows in one transaction; returns how many."""
         now = time.time()
-        values = [(key, batch, endpoint, json.dumps(raw, ensure_ascii=False), now) for key, batch, endpoint, raw in rows]
+        values = [(key, batch, endpoint, raw, now) for key, batch, endpoint, raw in rows]
         if values:
             with closing(self._connect()) as db, db:
                 db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)", values)
         return len(values)
 
-    def drop(self, keys: Sequence[str]) -> int:
-        """Delete the entries of `keys` (a batch that completed); returns how many there were."""
-        if not keys or not self.path.exists():
+    def drop(self, keys: Sequence[str], *, batch: str | None = None) -> int:
+        """Delete the entries of `keys` and those written by `batch` (a batch that completed); returns how
+        many there were."""
+        if not (keys or batch) or not self.path.exists():
             return 0
         dropped = 0
         with closing(self._connect()) as db, db:
+            if batch is not None:
+                dropped += db.execute("DELETE FROM answers WHERE batch = ?", (batch,)).rowcount
             for start in range(0, len(keys), _CHUNK):
                 chunk = list(keys[start:start + _CHUNK])
                 marks = ",".join("?" * len(chunk))
