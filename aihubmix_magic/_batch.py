@@ -494,7 +494,7 @@ class _Run:
                 self.retries = driver.retries
                 self.rate_limited = driver.throttled
 
-    async def _worker(self, driver: AsyncDriver, lane: httpx.AsyncClient, queue: Iterator[int]) -> None:
+    async def _worker(self, driver: AsyncDriver, lane: httpx.AsyncHTTPTransport, queue: Iterator[int]) -> None:
         for number in queue:
             response = await driver.send(self.requests[number], self.bodies[number], lane)
             with self._lock:
