@@ -322,3 +322,30 @@ def test_results_table_rows_and_limit(sim):
     assert lines[3].startswith("| 1 | c |") and lines[3].endswith("| completed |")
     assert "… 1 more (all in `answers`)" in data["text/markdown"]
     assert settings.api_key not in data["text/markdown"] + data["text/plain"]
+
+
+def test_answers_keep_their_final_json_as_bytes_until_read(sim):
+    results = batch(["a", "b"], model="sim-echo", progress=False)
+    first = results[0]
+    assert isinstance(vars(first)["_raw"], bytes)  # 100,000 answers held at once: a third of the memory
+    text = first.raw_json()
+    assert isinstance(vars(first)["_raw"], bytes) and '"choices"' in text
+    raw = first.raw
+    assert isinstance(raw, dict) and raw["choices"][0]["message"]["content"] == first.text
+    assert first.raw is raw  # decoded once, then kept
+    first.raw = {"replaced": True}
+    assert first.raw == {"replaced": True} and first.raw_json() == '{"replaced": true}'
+
+
+def test_environment_proxies_are_honoured_as_httpx_reads_them(monkeypatch):
+    from aihubmix_magic._async import _proxy_for
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _proxy_for("https://aihubmix.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
+    assert _proxy_for("https://aihubmix.com/v1") == "http://proxy.corp:3128"
+    assert _proxy_for("http://127.0.0.1:8000/v1") is None  # no http proxy named
+    monkeypatch.setenv("NO_PROXY", "aihubmix.com")
+    assert _proxy_for("https://aihubmix.com/v1") is None
