@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import threading
 import time
@@ -341,7 +342,10 @@ class _Run:
             raise live.errors[0]
         summary = self._summary(cached, resumed, partial)
         if self.journal is not None and summary.ok == summary.total:  # complete: the journal forgets it
-            self.journal.drop(self._resumed_keys, batch=self._batch_id)
+            try:
+                self.journal.drop(self._resumed_keys, batch=self._batch_id)
+            except (sqlite3.Error, OSError) as exc:
+                self._journal_failed(exc)
         if view is not None:
             self.progress.note = None
             view.finish(self.progress, str(summary))
@@ -380,7 +384,11 @@ class _Run:
                                                                                         strict=True)]
         self._batch_id = batch_id(keys)  # the keys are not kept: 100,000 of them take 12 MB
         wanted = [key for key, result in zip(keys, self.results, strict=True) if result is None]
-        found = self.journal.lookup(wanted) if wanted else {}
+        try:
+            found = self.journal.lookup(wanted) if wanted else {}
+        except (sqlite3.Error, OSError) as exc:
+            self._journal_failed(exc)
+            return 0
         count = 0
         for number, key in enumerate(keys):
             raw = found.get(key)
@@ -431,6 +439,16 @@ class _Run:
         if spent and response.usage is not None and not response.cached:
             self.progress.tokens += response.usage.total_tokens
 
+    def _journal_failed(self, exc: Exception) -> None:
+        """A journal that cannot be read or written (a read-only disk, a locked or broken file) does not
+        stop the batch: one warning, and this run goes on without it."""
+        import warnings
+
+        path = self.journal.path if self.journal is not None else "?"
+        self.journal = None
+        warnings.warn(f"The batch journal ({path}) cannot be used ({type(exc).__name__}: {exc}): this batch "
+                      "runs without it and cannot be resumed.", RuntimeWarning, stacklevel=4)
+
     def _store_finished(self) -> None:
         """On the calling thread: journal the answers that arrived, and store them in the cache."""
         from ._cache import request_key
@@ -446,7 +464,10 @@ class _Run:
                 if raw is not None:
                     key = request_key(response.endpoint, self.client.base_url, self.bodies[number])
                     rows.append((key, self._batch_id, response.endpoint, raw))
-            self.journal.record(rows)
+            try:
+                self.journal.record(rows)
+            except (sqlite3.Error, OSError) as exc:
+                self._journal_failed(exc)
         if self.cache is not None:
             self.cache.put_many([response for _, response in finished if response.status == "completed"],
                                 self.client.base_url)

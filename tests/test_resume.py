@@ -239,3 +239,12 @@ def test_a_directory_the_user_chose_is_left_alone_but_the_files_are_private(sim,
     fresh = ResponseCache(tmp_path / "new-dir" / "answers.sqlite")
     fresh.clear()
     assert _mode(tmp_path / "new-dir") == 0o700
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_batch(sim, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(blocker / "responses.sqlite"))
+    with pytest.warns(RuntimeWarning, match="cannot be resumed"):
+        results = batch(["a", "b"], model="sim-echo", progress=False)
+    assert results.summary.ok == 2 and sim.request_count == 2
