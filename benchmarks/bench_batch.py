@@ -18,7 +18,7 @@
    1 request a second, 12 prompts: 12 answers. Baseline: the SDK with a semaphore on the same server
    (it retries each 429 on its own, twice, then raises: the items it loses are counted).
 
-Quick mode: fewer prompts, C=8 and 64 only, 2,000 prompts for the memory row, 30 prompts at 10/s and
+Quick mode: 240 prompts at C=8 and 64 only, 2,000 prompts for the memory row, 30 prompts at 10/s and
 3 at 1/s.
 """
 
@@ -131,7 +131,7 @@ def _throughput(quick: bool, has_openai: bool) -> list[Result]:
     from aihubmix_magic import batch, settings
 
     latency = 0.05
-    count = 600 if quick else 3000
+    count = 240 if quick else 3000
     levels = (8, 64) if quick else (8, 32, 64, 128)
     repeats = 1 if quick else 3
     prompts = [f"Item {n}: say something short, words=8" for n in range(count)]
