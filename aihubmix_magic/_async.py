@@ -1,9 +1,20 @@
-"""The async driver: one pooled `httpx.AsyncClient` that sends typed requests, for `batch()`.
+"""The async driver: sends typed requests for `batch()`, one keep-alive connection per worker.
 
-It only sends, waits and reads, as the sync `Client` does, and takes every decision from the protocol
-core (`_protocol.py`): the body, the retry rule (so an unknown model is asked once, here as in a cell),
-the error mapping. Answers are not streamed. A failed request becomes a Response with status "failed"
-and `.error` set, so one bad item does not stop the others.
+It only sends, waits and reads, as the sync `Client` does, and takes every decision from pure code: the
+body, the retry rule and the error mapping from the protocol core (`_protocol.py`), so an unknown model
+is asked once here as in a cell; when to send and how long a rate limit holds the whole batch back from
+the shared `Limiter` (`_ratelimit.py`). Answers are not streamed. A failed request becomes a Response
+with status "failed" and `.error` set, so one bad item does not stop the others.
+
+Why a connection pool per worker (`AsyncDriver.lane()`, an `httpx.AsyncClient` limited to one
+connection) and not one pool for all: httpcore 1.0's `AsyncConnectionPool` re-examines every connection
+on each request and each release, and for each idle one probes its socket (`getpeername`, `poll`) and
+counts all connections again, so its cost per request grows with the square of the connections: at 64
+in flight it took about 11 ms of CPU a request (the event loop, falling behind, left more connections
+idle, which made each pass dearer still). The openai SDK escapes it because it runs on httpx2/httpcore2,
+whose pool does that bookkeeping in one pass; widening the limits does not help. A pool that only ever
+holds its worker's one connection does the same bookkeeping for one connection, with the public httpx
+API: about 2 ms of CPU a request at any concurrency.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import asyncio
 import functools
 import importlib.util
 import json
+import math
 import os
 import ssl
 import time
@@ -20,47 +32,108 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import _protocol as protocol
-from ._exceptions import AihubmixError
+from . import _ratelimit as ratelimit
+from ._exceptions import AihubmixError, RateLimitError
 from ._protocol import ENDPOINT_PATHS, Failure
 from ._response import Response
+from ._types import compact_json
 
 if TYPE_CHECKING:
     from ._client import Client
     from ._request import Request
 
-__all__ = ["AsyncDriver"]
+__all__ = ["AsyncDriver", "Gate"]
 
 HTTP2 = importlib.util.find_spec("h2") is not None
 
 
-class AsyncDriver:
-    """Sends requests with the settings (key, base URL, timeouts, retries) of a sync `Client`."""
+class Gate:
+    """The shared `Limiter` for the workers of one event loop: `enter` waits until a request may start."""
 
-    def __init__(self, client: Client, *, connections: int) -> None:
+    def __init__(self, limiter: ratelimit.Limiter) -> None:
+        self.limiter = limiter
+        self._changed = asyncio.Event()
+
+    async def enter(self, tokens: float = 0.0) -> ratelimit.Ticket:
+        """Wait until the limiter lets a request start; RateLimitError once the batch has stalled."""
+        limiter = self.limiter
+        while True:
+            now = time.monotonic()
+            if limiter.stalled(now):
+                raise RateLimitError(
+                    f"Not sent: the batch was rate limited and no item finished for {limiter.patience:g} s "
+                    "(settings.rate_limit_patience). Run the same batch again later: the answers so far are "
+                    "kept and only the rest is sent.", status_code=429)
+            wait = limiter.delay(now, tokens)
+            if wait == 0:
+                return limiter.start(now, tokens)
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    def leave(self, ticket: ratelimit.Ticket, outcome: str, **details: Any) -> None:
+        """The request of `ticket` ended (see `Limiter.finish`); the waiting workers look again."""
+        self.limiter.finish(time.monotonic(), ticket, outcome, **details)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+class AsyncDriver:
+    """Sends requests with the settings (key, base URL, timeouts, retries) of a sync `Client`, through a
+    `Gate` when given one (a batch), each on the worker's own connection (`lane()`)."""
+
+    def __init__(self, client: Client, *, gate: Gate | None = None) -> None:
         self.client = client
-        self.retries = 0  # retries taken over all requests
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
-                              keepalive_expiry=30.0)
-        verify = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        self._http = httpx.AsyncClient(http2=HTTP2, timeout=client.timeout, limits=limits, verify=verify,
-                                       follow_redirects=False)
+        self.gate = gate
+        self.retries = 0  # retries taken over all requests (rate-limited ones included)
+        self.throttled = 0  # answers that asked the batch to slow down (429, 503/529 overloaded)
+        self._lanes: list[httpx.AsyncHTTPTransport] = []
+        self._verify = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        self._headers = client._headers()
+        self._headers["Content-Type"] = "application/json"
+        self._headers["User-Agent"] = f"python-httpx/{httpx.__version__}"  # what the sync Client sends
+        self._redactor = client._redactor()
+        self._base_url = client.base_url
+        self._timeout = {"timeout": client.timeout.as_dict()}
+        self._proxy = _proxy_for(client.base_url)
+        self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> AsyncDriver:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._http.aclose()
+        lanes, self._lanes = self._lanes, []
+        await asyncio.gather(*(lane.aclose() for lane in lanes), return_exceptions=True)
 
-    async def send(self, request: Request, body: dict[str, Any] | None = None) -> Response:
+    def lane(self) -> httpx.AsyncHTTPTransport:
+        """A transport for one worker: one keep-alive connection, reused for each of its requests.
+
+        A transport, not an `httpx.AsyncClient`: a batch needs none of what a client adds per request
+        (merging URLs and headers, auth and redirect flows, cookies: building the cookie jar's view of each
+        answer alone took about 0.2 ms), and sends `httpx.Request`s with the timeouts as their extension,
+        as the client would. Proxies from the environment are honoured as httpx does (`_proxy_for`)."""
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30.0)
+        lane = httpx.AsyncHTTPTransport(verify=self._verify, http2=HTTP2, limits=limits, proxy=self._proxy)
+        self._lanes.append(lane)
+        return lane
+
+    async def send(self, request: Request, body: dict[str, Any] | None = None,
+                   lane: httpx.AsyncHTTPTransport | None = None) -> Response:
         """One request, not streamed; a failure is recorded in the Response, never raised."""
         body = body if body is not None else protocol.request_body(request)
         body.pop("stream", None)
         body.pop("stream_options", None)
         response = Response(endpoint=request.endpoint, request=body, stream=False, spec=request)
+        if lane is None:
+            lane = self._lanes[0] if self._lanes else self.lane()
         try:
-            content, content_type = await self._send(ENDPOINT_PATHS[request.endpoint], body)
-            protocol.complete(response, protocol.parse_json(content, content_type, base_url=self.client.base_url,
-                                                            redactor=self.client._redactor()))
+            content, content_type = await self._send(lane, ENDPOINT_PATHS[request.endpoint], body, request)
+            content = self._redactor.redact(content)
+            final = protocol.parse_json(content, content_type, base_url=self._base_url, redactor=self._redactor)
+            protocol.complete(response, compact_json(final))  # the fields' strings (model, roles) shared
+            response.keep_raw_json(content)  # a batch holds thousands of answers: raw as bytes, read on demand
         except AihubmixError as exc:
             response.status = "failed"
             response.error = exc
@@ -68,49 +141,111 @@ class AsyncDriver:
             exc.response = response
         return response
 
-    async def _send(self, path: str, body: dict[str, Any]) -> tuple[bytes, str]:
-        """POST with the core's retry rule; return the 2xx body and its content type (or raise)."""
+    async def _send(self, lane: httpx.AsyncHTTPTransport, path: str, body: dict[str, Any],
+                    request: Request) -> tuple[bytes, str]:
+        """POST with the core's retry rule and the gate's pace; return the 2xx body and its content type."""
         client = self.client
-        headers = client._headers()
-        headers["Content-Type"] = "application/json"
+        headers = self._headers
         content = json.dumps(body, ensure_ascii=False).encode()
-        url = client.base_url + path
+        url = self._urls.get(path)
+        if url is None:  # parsed once per endpoint: parsing a URL costs more than an item's JSON
+            url = self._urls[path] = httpx.URL(self._base_url + path)
         model = str(body.get("model", ""))
+        gate = self.gate
+        tokens = 0.0
+        if gate is not None and gate.limiter.tpm:  # about 4 bytes a token; the answer's usage corrects it
+            tokens = gate.limiter.estimate(math.ceil(len(content) / 4), request.max_tokens)
         retries = 0
+        throttled: Failure | None = None  # this item's last rate-limit answer
         while True:
             if retries:
-                headers["x-stainless-retry-count"] = str(retries)
-            failure: Failure
+                headers = {**self._headers, "x-stainless-retry-count": str(retries)}
             try:
-                response = await self._http.send(self._http.build_request("POST", url, content=content,
-                                                                            headers=headers), stream=True)
-            except httpx.TransportError as exc:
-                failure = client._transport(exc, "send")
-            else:
+                ticket = await gate.enter(tokens) if gate is not None else None
+            except RateLimitError:
+                if throttled is not None:  # it was sent: the server's own answer says more than "not sent"
+                    raise throttled.error from None
+                raise
+            failure: Failure
+            status = 0
+            outcome = "retry"
+            details: dict[str, Any] = {}
+            try:
                 try:
-                    data = await response.aread()
+                    response = await lane.handle_async_request(
+                        httpx.Request("POST", url, headers=headers, content=content, extensions=self._timeout))
                 except httpx.TransportError as exc:
-                    if response.status_code < 400:
-                        raise client._transport(exc, "read").error from exc
-                    data = b""
-                finally:
-                    await response.aclose()
-                if response.status_code < 400:
-                    return data, response.headers.get("content-type", "")
-                failure = protocol.status_failure(
-                    response.status_code, response.headers, data, base_url=client.base_url,
-                    path=response.request.url.path, model=model, redactor=client._redactor(),
-                    suggest=client.suggest)  # an unknown model: the id list is fetched once, then cached
-            delay = protocol.retry_delay(failure, retries, client.max_retries)
-            if delay is None:
-                raise failure.error
+                    failure = client._transport(exc, "send")
+                else:
+                    status = response.status_code
+                    try:
+                        data = await response.aread()
+                    except httpx.TransportError as exc:
+                        if status < 400:
+                            outcome = "failed"
+                            raise client._transport(exc, "read").error from exc
+                        data = b""
+                    finally:
+                        await response.aclose()
+                    if gate is not None:
+                        details["headers"] = ratelimit.RateHeaders.parse(response.headers, time.time())
+                    if status < 400:
+                        outcome = "ok"
+                        if gate is not None and gate.limiter.tpm:
+                            details["usage"] = _usage(data)
+                        return data, response.headers.get("content-type", "")
+                    failure = protocol.status_failure(
+                        status, response.headers, data, base_url=self._base_url, path=url.path,
+                        model=model, redactor=self._redactor,
+                        suggest=client.suggest)  # an unknown model: the id list is fetched once, then cached
+                    if gate is not None and ratelimit.is_throttle(status, failure):
+                        outcome = "throttled"
+                        details["retry_after"] = ratelimit.retry_after(response.headers, time.time())
+                if outcome == "throttled":  # retried until the batch stalls (the gate raises then)
+                    self.throttled += 1
+                    throttled = failure
+                    delay: float | None = 0.0
+                else:
+                    delay = protocol.retry_delay(failure, retries, client.max_retries)
+                    if delay is None:
+                        outcome = "failed"
+                        raise failure.error
+            finally:
+                if gate is not None and ticket is not None:
+                    gate.leave(ticket, outcome, **details)
+            if outcome == "throttled" and gate is not None and gate.limiter.stalled(time.monotonic()):
+                raise failure.error  # the server's own 429: no item finished for `patience` seconds
             retries += 1
             self.retries += 1
-            await asyncio.sleep(delay)
+            if delay:
+                await asyncio.sleep(delay)
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, ALL_PROXY, NO_PROXY…), as httpx's clients
+    read it (`trust_env`), or None."""
+    import urllib.request
+
+    parts = httpx.URL(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _usage(data: bytes) -> tuple[int, int] | None:
+    """(input, output) tokens of a final JSON body, for tpm pacing (None if it has no usage)."""
+    try:
+        usage = json.loads(data).get("usage") or {}
+        return (int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
+                int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0))
+    except (ValueError, AttributeError, TypeError):
+        return None
 
 
 @functools.lru_cache(maxsize=4)
 def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once instead of per batch:
-    building it costs about 20 ms, a tenth of a round of requests at 200 ms latency."""
+    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once and shared by every
+    worker's client: building it costs about 20 ms."""
     return httpx.create_ssl_context()

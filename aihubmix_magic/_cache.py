@@ -10,6 +10,10 @@ rebuilds a complete Response marked `cached`.
 The file is `settings.cache_path`, else `$AIHUBMIX_CACHE_PATH`, else
 `$XDG_CACHE_HOME/aihubmix-magic/responses.sqlite` (`~/.cache/...`). Each operation opens and closes its
 own connection, so the cache can be used from any thread.
+
+The prompts and answers in it are a user's data: the directory is made 0700 and the files 0600, whatever
+the umask, and an existing cache made before that rule is tightened on first use (`make_private`; the
+batch journal, `_journal.py`, lives in the same directory under the same rule).
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ if TYPE_CHECKING:
     from ._request import Request
     from ._response import Response
 
-__all__ = ["ResponseCache", "cache_for", "default_cache_path", "request_key"]
+__all__ = ["APP_DIRECTORY", "ResponseCache", "cache_for", "default_cache_path", "make_private", "request_key"]
 
+APP_DIRECTORY = "aihubmix-magic"  # the default directory's name: always made private
 _STREAM_FIELDS = ("stream", "stream_options")
+_SIDE_FILES = ("-journal", "-wal", "-shm")  # what SQLite writes next to a database
 _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
     endpoint TEXT NOT NULL,
@@ -47,7 +53,25 @@ def default_cache_path() -> Path:
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "aihubmix-magic" / "responses.sqlite"
+    return Path(base) / APP_DIRECTORY / "responses.sqlite"
+
+
+def make_private(path: Path) -> None:
+    """Create `path` (an SQLite file) readable by its owner only: the file and SQLite's side files 0600,
+    whatever the umask; its directory 0700 when it is created here or is our own default directory (a
+    directory the user chose for `cache_path` and that exists already is left as it is)."""
+    directory = path.parent
+    created = not directory.exists()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if created or directory.name == APP_DIRECTORY:
+        try:
+            os.chmod(directory, 0o700)
+        except PermissionError:  # a directory of someone else's: the files below are still private
+            pass
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # never readable by others, not even for a moment
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)):
+        if candidate.exists():
+            os.chmod(candidate, 0o600)
 
 
 def request_key(endpoint: str, base_url: str, body: dict) -> str:
@@ -72,7 +96,7 @@ class ResponseCache:
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_private(self.path)
                 with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
                     db.execute(_SCHEMA)
                 self._ready = True
@@ -115,9 +139,9 @@ class ResponseCache:
     def put_many(self, responses: list[Response], base_url: str) -> int:
         rows = [
             (request_key(r.endpoint, base_url, r.request), r.endpoint, r.model or "",
-             json.dumps(r.raw, ensure_ascii=False), time.time())
+             r.raw_json(), time.time())
             for r in responses
-            if r.status == "completed" and r.error is None and r.raw is not None and not r.cached
+            if r.status == "completed" and r.error is None and r.raw_json() is not None and not r.cached
         ]
         if rows:
             with closing(self._connect()) as db, db:

@@ -40,7 +40,7 @@ SUBCOMMANDS = {
     "history [NAME]": "show the conversation thread NAME as Markdown (default: the one -c continues)",
     "panel": "show the control panel (model, parameters, key entry, status), linked to the settings",
     "cache on|off|clear|info": "answer identical requests from a local SQLite cache, without the network; "
-                               "empty it; show its size and path",
+                               "empty it (and the batch journal); show its size and path, and the journal's",
     "fix [--explain]": "explain the cell that failed last and put the corrected code into a new cell below "
                        "(settings.fix_style = 'hint': a hint only)",
     "save NAME [--user]": "save the previous %%aihubmix cell (options and template) as a prompt; run it with "
@@ -93,6 +93,11 @@ def _prompt_options(func):
         argument("--concurrency", type=int, metavar="N", help="with --over: requests in flight at once (default 8)"),
         argument("--estimate", action="store_true",
                  help="with --over: show the projected cost (from the model catalog's prices) and send nothing"),
+        argument("--rpm", type=float, metavar="N", help="with --over: send at most N requests a minute"),
+        argument("--tpm", type=float, metavar="N", help="with --over: send at most about N tokens a minute"),
+        argument("--no-resume", action="store_true",
+                 help="with --over: no journal (by default the answers are journaled as they arrive, and the "
+                 "same cell run again after an interrupt or a crash sends only the items not yet answered)"),
         argument("--cache", action="store_true",
                  help="answer from the local response cache if this exact request was answered before, and store "
                  "the answer in it (`%%aihubmix cache on` does it for every cell)"),
@@ -171,10 +176,11 @@ class AihubmixMagics(Magics, SettingTraits):
         args, cell = self._extras.before(args, line, cell)  # -p NAME, model aliases; remembered for `save`
         if args.out is not None and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
             raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
-        if args.concurrency is not None and args.over is None:
-            raise UsageError("--concurrency goes with --over EXPR (a batch); a single cell sends one request.")
-        if args.estimate and args.over is None:
-            raise UsageError("--estimate goes with --over EXPR: it projects the cost of a batch and sends nothing.")
+        batch_only = [flag for flag, given in (("--concurrency", args.concurrency is not None), ("--rpm", args.rpm is not None),
+                                               ("--tpm", args.tpm is not None), ("--no-resume", args.no_resume),
+                                               ("--estimate", args.estimate)) if given]
+        if batch_only and args.over is None:
+            raise UsageError(f"{', '.join(batch_only)} goes with --over EXPR (a batch); a single cell sends one request.")
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt on the lines below %%aihubmix.")
@@ -368,6 +374,9 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError(f"--over cannot be combined with {', '.join(conflicts)}: each item is sent on its own.")
         if args.concurrency is not None and args.concurrency < 1:
             raise UsageError(f"--concurrency must be 1 or more, not {args.concurrency}")
+        for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm)):
+            if value is not None and not 0 < value < float("inf"):
+                raise UsageError(f"{flag} must be a positive number (a limit per minute), not {value:g}")
         try:
             items = eval(args.over, self._shell.user_ns)  # the user's own expression, as %timeit evaluates one
         except Exception as exc:
@@ -380,8 +389,8 @@ class AihubmixMagics(Magics, SettingTraits):
             results = batch(items, model=base.model, endpoint=base.endpoint, concurrency=args.concurrency or 8,
                             template=template, system=base.system, temperature=base.temperature,
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
-                            cache=True if args.cache else None, estimate=args.estimate,
-                            web_search=base.web_search or None,
+                            cache=True if args.cache else None, estimate=args.estimate, rpm=args.rpm,
+                            tpm=args.tpm, resume=not args.no_resume, web_search=base.web_search or None,
                             **({"tools": list(base.tools), "approve": True, "max_steps": args.max_steps}
                                if base.tools else {}))
         except BatchInputError as exc:
@@ -583,10 +592,18 @@ class AihubmixMagics(Magics, SettingTraits):
         elif action == "clear":
             count = cache.clear()
             print(f"Cache cleared: {count} entr{'y' if count == 1 else 'ies'} deleted from {cache.path}.")
+            journal = self.session.journal()
+            count = journal.clear()
+            print(f"Batch journal cleared: {count} answer{'' if count == 1 else 's'} of unfinished batches deleted "
+                  f"from {journal.path}.")
         else:
             info = cache.info()
             print(f"Cache {'on' if settings.cache else 'off'}: {info['entries']} entr"
                   f"{'y' if info['entries'] == 1 else 'ies'}, {_size(info['size'])}, {info['path']}")
+            journal = self.session.journal().info()
+            print(f"Batch journal: {journal['entries']} answer{'' if journal['entries'] == 1 else 's'} of "
+                  f"{journal['batches']} unfinished batch{'' if journal['batches'] == 1 else 'es'}, "
+                  f"{_size(journal['size'])}, {journal['path']}")
 
     def _cmd_fix(self, rest):
         from ._fix import run_fix

@@ -1,7 +1,8 @@
 """Progress of a batch: an ipywidgets bar in a notebook, one carriage-return line in a terminal.
 
-Both show done/total, the rate, the time left and the tokens so far, and are repainted by the thread
-that called `batch()` (never from the event loop's thread). tqdm does the same split: `notebook.py`
+Both show done/total, the rate, the time left and the tokens so far (and, when the server limits the
+rate, the 429s so far and "rate limited: resuming in 4 s"), and are repainted by the thread that called
+`batch()` (never from the event loop's thread), at most about 10 times a second. tqdm does the same split: `notebook.py`
 for the widget, a text line elsewhere. The mode is chosen as the magic chooses its view
 (`settings.display`: in `auto`, a notebook when IPython runs in a kernel).
 """
@@ -24,6 +25,8 @@ class Progress:
     failed: int = 0
     tokens: int = 0
     started: float = 0.0
+    rate_limited: int = 0  # 429 / overloaded answers so far
+    note: str | None = None  # why requests wait, e.g. "rate limited: resuming in 4 s"
 
     def line(self, now: float | None = None) -> str:
         elapsed = (now if now is not None else time.perf_counter()) - self.started
@@ -37,6 +40,10 @@ class Progress:
         else:
             parts.append(_duration(elapsed))
         parts.append(f"{self.tokens:,} tokens")
+        if self.rate_limited:
+            parts.append(f"{self.rate_limited} rate-limited")
+        if self.note:
+            parts.append(self.note)
         return " · ".join(parts)
 
 

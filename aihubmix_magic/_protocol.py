@@ -497,26 +497,12 @@ def retry_reason(error: AihubmixError) -> str:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """The server's wish, if it is within (0, 60] seconds; else None (use backoff)."""
-    delay: float | None = None
-    if "retry-after-ms" in headers:
-        try:
-            delay = float(headers["retry-after-ms"]) / 1000
-        except ValueError:
-            delay = None
-    if delay is None and "retry-after" in headers:
-        value = headers["retry-after"]
-        try:
-            delay = float(value)
-        except ValueError:
-            try:
-                import email.utils
+    """The server's wish, if it is within (0, 60] seconds; else None (use backoff). A batch reads the same
+    headers without the cap (`_ratelimit.retry_after`)."""
+    from ._ratelimit import retry_after
 
-                when = email.utils.parsedate_to_datetime(value)
-                delay = when.timestamp() - time.time()
-            except (TypeError, ValueError):
-                delay = None
-    if delay is not None and 0 < delay <= MAX_RETRY_AFTER:
+    delay = retry_after(headers, time.time())
+    if delay is not None and delay <= MAX_RETRY_AFTER:
         return delay
     return None
 

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidRequestError
@@ -28,6 +29,7 @@ __all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REA
 SETTING_FIELDS = ("model", "endpoint", "system", "temperature", "top_p", "max_tokens", "reasoning_effort", "stream")
 
 Message = dict[str, Any]
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class Request:
             object.__setattr__(self, "prompt", tuple(self.prompt))
         object.__setattr__(self, "images", tuple(self.images))
         object.__setattr__(self, "history", tuple(self.history))
-        object.__setattr__(self, "extra", {k: v for k, v in dict(self.extra).items() if v is not None})
+        extra = {k: v for k, v in dict(self.extra).items() if v is not None}
+        object.__setattr__(self, "extra", extra or _NO_EXTRA)  # one empty mapping for the 100,000 items of a batch
         if self.tools:
             if isinstance(self.tools, (str, bytes, dict)) or callable(self.tools):
                 raise InvalidRequestError("tools", "give a list of functions (or tool definitions)")

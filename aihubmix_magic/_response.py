@@ -37,6 +37,25 @@ def _shape_error(what: str, value: object, exc: Exception) -> APIResponseError:
                             body=value)
 
 
+class _RawJSON:
+    """`Response.raw`, the final JSON: a dict, or the JSON bytes it came as, decoded when first read.
+
+    A batch keeps its answers as bytes (`Response.keep_raw_json`): 100,000 answers held at once take a third
+    of the memory their dicts would. A data descriptor on a dataclass field: `Response(raw=...)` and
+    `response.raw = ...` work as for any field."""
+
+    def __get__(self, response: Response | None, owner: type | None = None) -> Any:
+        if response is None:
+            return None  # the field's default
+        value = response.__dict__.get("_raw")
+        if isinstance(value, bytes):
+            value = response.__dict__["_raw"] = json.loads(value)
+        return value
+
+    def __set__(self, response: Response, value: Any) -> None:
+        response.__dict__["_raw"] = value
+
+
 @dataclass(eq=False)
 class Response:
     """One answer from `/v1/chat/completions` or `/v1/responses`.
@@ -62,7 +81,7 @@ class Response:
     finish_reason: str | None = None
     error: AihubmixError | None = None
     usage: Usage | None = None
-    raw: dict | None = None
+    raw: dict | None = _RawJSON()  # type: ignore[assignment]  # a dict, kept as bytes by a batch
     reasoning: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     time_to_first_token: float | None = None
@@ -237,6 +256,19 @@ class Response:
     def tool_runs(self) -> list[ToolRun]:
         """Every tool call of every step, in order."""
         return [call for step in self.steps for call in step.calls]
+
+    def keep_raw_json(self, content: bytes) -> None:
+        """Hold the final JSON as `content`, the bytes it was parsed from (`raw` decodes them when read)."""
+        self.__dict__["_raw"] = content
+
+    def raw_json(self) -> str | None:
+        """The final JSON as text (None before there is one), without decoding bytes held by a batch."""
+        value = self.__dict__.get("_raw")
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        return json.dumps(value, ensure_ascii=False)
 
     # -- presentation ----------------------------------------------------------------------------------
     def __str__(self) -> str:

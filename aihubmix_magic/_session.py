@@ -15,6 +15,7 @@ from ._settings import Settings, settings
 if TYPE_CHECKING:
     from ._cache import ResponseCache
     from ._client import Client
+    from ._journal import Journal
     from ._threads import Threads
     from .simulator import Simulator
 
@@ -69,6 +70,12 @@ class Session:
         from ._cache import cache_for
 
         return cache_for(self.settings.cache_path or None)
+
+    def journal(self) -> Journal:
+        """The batch journal, next to the response cache's file (whether the cache is on or not)."""
+        from ._journal import journal_for
+
+        return journal_for(self.settings.cache_path or None)
 
     def record(self, answer: Any) -> Any:
         self.history.append(answer)

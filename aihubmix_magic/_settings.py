@@ -49,6 +49,9 @@ class SettingTraits(HasTraits):
     cache = Bool(False, help="Answer identical requests from the local response cache (`%aihubmix cache on`).").tag(config=True)
     cache_path = Unicode("", help="The cache's SQLite file; empty: $AIHUBMIX_CACHE_PATH or "
                              "~/.cache/aihubmix-magic/responses.sqlite.").tag(config=True)
+    rate_limit_patience = Float(600.0, help="Seconds a batch keeps retrying rate-limited requests (429, 503/529 "
+                                "overloaded) while no item finishes; then the items left fail (0: give up at once)."
+                                ).tag(config=True)
     template_max_rows = Int(20, help="Rows of a DataFrame put into a prompt by a {template} field.").tag(config=True)
     context_max_tokens = Int(4000, help="Token budget (estimated, 4 characters a token) of what --context adds "
                                         "to a prompt; more is cut, and the cell says what.").tag(config=True)
@@ -80,6 +83,13 @@ class SettingTraits(HasTraits):
         if proposal["value"] <= 0:
             raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of seconds")
         return proposal["value"]
+
+    @validate("rate_limit_patience")
+    def _check_patience(self, proposal):
+        value = proposal["value"]
+        if value is None or value < 0 or value != value:
+            raise InvalidSettingError(f"rate_limit_patience must be 0 or more seconds, not {value}")
+        return value
 
     @validate("template_max_rows")
     def _check_template_max_rows(self, proposal):

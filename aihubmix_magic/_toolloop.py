@@ -212,16 +212,17 @@ class ToolDriver:
     def retries(self) -> int:
         return int(self.driver.retries)
 
-    async def send(self, request: Request, body: dict[str, Any] | None = None) -> Response:
+    async def send(self, request: Request, body: dict[str, Any] | None = None, lane: Any = None) -> Response:
+        """`lane`: the batch worker's own connection, passed on to the async driver at every step."""
         from ._protocol import has_runnable_tools
 
         if not has_runnable_tools(request):
-            return await self.driver.send(request, body)
+            return await self.driver.send(request, body, lane)
         bodies = [body]
 
         async def send_step(step_request: Request) -> Response:
             first = bodies.pop() if bodies else None
-            response: Response = await self.driver.send(step_request, first)
+            response: Response = await self.driver.send(step_request, first, lane)
             return response
 
         return await arun_tool_loop(request, send_step, approver=Approver(approve=self.approve),

@@ -37,6 +37,13 @@ name (``sim-echo``) is a normal model. ``FAULT_MODELS`` (and ``--help``) lists t
 * Broken streams: ``sim-drop-K``, ``sim-stall-K``, ``sim-error-event``, ``sim-error-event-flat``,
   ``sim-failed``, ``sim-incomplete``.
 * Timing: ``sim-slow``, ``sim-tps-N``, ``sim-latency-MS``.
+* Rate limits: ``Simulator(rate_limit=10.0)`` (``--rate-limit 10``) puts one token bucket of 10 requests a
+  second (a burst of ``rate_limit_burst``, default one second's worth) in front of the two generation
+  endpoints, for every model and key: a request over it gets HTTP 429 at once, with ``retry-after-ms``
+  (when the next token comes) and ``retry-after`` (the same, rounded up to whole seconds). With
+  ``rate_limit_headers=True`` (``--rate-limit-headers``) every answer also carries OpenAI's
+  ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` and ``x-ratelimit-reset-requests``
+  (the time until the bucket is full again, e.g. ``1.5s``). ``rate_limited`` counts the 429s sent.
 * Valid but unusual framing: ``sim-crlf``, ``sim-cr``, ``sim-comments``, ``sim-multiline``,
   ``sim-no-done``, ``sim-with-done``, ``sim-no-event-lines``, ``sim-no-usage``,
   ``sim-usage-in-finish``, ``sim-empty-output``, ``sim-unknown-events``, ``sim-tools``,
@@ -57,6 +64,7 @@ import email.utils
 import functools
 import itertools
 import json
+import math
 import random
 import re
 import select
@@ -2048,12 +2056,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._simulator._record(
             RecordedRequest(self.command, self.path, headers, recorded_body, time.monotonic()), account=account
         )
+        route = _ROUTES.get((self.command, path))
+        self._rate_headers: tuple[tuple[str, str], ...] = ()
+        if route in ("chat", "responses") and self._simulator.rate_limit and self._is_authorized():
+            allowed, wait, self._rate_headers = self._simulator._take_token()
+            if not allowed:  # over the limit: a 429 at once, as a gateway's limiter answers
+                message = _aihubmix_error("Too many requests; please try again later.")
+                retry = (("retry-after-ms", str(max(1, math.ceil(wait * 1000)))),
+                         ("retry-after", str(max(1, math.ceil(wait)))))
+                self._send(_json_canned(429, message, retry))
+                return
         if self._simulator.latency and not account:
             time.sleep(self._simulator.latency)
         if path.startswith("/v1/") and not self._is_authorized():
             self._send(_json_canned(401, _invalid_token_error()))
             return
-        route = _ROUTES.get((self.command, path))
         if (self.command, path) in _ACCOUNT_ROUTES:
             _serve_account(self, _ACCOUNT_ROUTES[(self.command, path)])
         elif route is None:
@@ -2121,7 +2138,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(canned.status)
         self.send_header("Content-Type", canned.content_type)
         self.send_header("Content-Length", str(len(canned.body)))
-        for name, value in canned.headers:
+        for name, value in (*canned.headers, *getattr(self, "_rate_headers", ())):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(canned.body)
@@ -2135,6 +2152,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
+        for name, value in self._rate_headers:
+            self.send_header(name, value)
         self.end_headers()
         writer = _ChunkedWriter(self.wfile, 7 if fault.name == "chunked-utf8" else None)
         tokens_sent = 0
@@ -2412,13 +2431,18 @@ class Simulator:
 
     ``api_key=None`` accepts any non-empty bearer token; ``delay`` is the time between streamed
     tokens and ``latency`` the time before each response starts, in seconds; ``unknown_model_status`` is
-    the HTTP status of the answer to a model it does not know (400; AiHubMix also uses 404 and 503). The statistics
-    (``requests``, ``connections_opened``, ``disconnects``) are thread-safe and cleared by
-    ``reset()``; they count the API (``/v1/models``, chat, responses, and any unknown path), while
-    ``account_requests`` and ``account_connections`` count the catalog, billing and status requests and
-    the connections they opened (a connection counts once, from its first request). ``catalog`` picks how ``GET /api/v1/models`` answers (``CATALOG_FAULTS``: ok, down, slow,
-    not-json, wrong-shape, unsuccessful; ``slow`` waits ``catalog_delay`` seconds) and ``billing`` how the
-    billing endpoints do (``BILLING_FAULTS``: ok, down, partial, quota-units).
+    the HTTP status of the answer to a model it does not know (400; AiHubMix also uses 404 and 503).
+    ``rate_limit`` (requests a second, None: no limit) puts a token bucket of ``rate_limit_burst`` tokens
+    (default: one second's worth, at least 1) in front of the generation endpoints: over it, HTTP 429 with
+    ``retry-after-ms`` and ``retry-after``; ``rate_limit_headers`` adds ``x-ratelimit-*`` headers to every
+    answer. The statistics (``requests``, ``connections_opened``, ``disconnects``, ``rate_limited``) are
+    thread-safe and cleared by ``reset()``, which also fills the bucket again; they count the API
+    (``/v1/models``, chat, responses, and any unknown path), while ``account_requests`` and
+    ``account_connections`` count the catalog, billing and status requests and the connections they opened
+    (a connection counts once, from its first request). ``catalog`` picks how ``GET /api/v1/models``
+    answers (``CATALOG_FAULTS``: ok, down, slow, not-json, wrong-shape, unsuccessful; ``slow`` waits
+    ``catalog_delay`` seconds) and ``billing`` how the billing endpoints do (``BILLING_FAULTS``: ok, down,
+    partial, quota-units).
     """
 
     def __init__(
@@ -2433,6 +2457,9 @@ class Simulator:
         catalog: str = "ok",
         catalog_delay: float = 3.0,
         billing: str = "ok",
+        rate_limit: float | None = None,
+        rate_limit_burst: float | None = None,
+        rate_limit_headers: bool = False,
     ) -> None:
         if catalog not in CATALOG_FAULTS or billing not in BILLING_FAULTS:
             raise ValueError(f"catalog must be one of {', '.join(CATALOG_FAULTS)} and billing one of "
@@ -2441,6 +2468,14 @@ class Simulator:
         self.catalog_delay = catalog_delay
         self.billing = billing
         self.unknown_model_status = unknown_model_status
+        if rate_limit is not None and not rate_limit > 0:
+            raise ValueError(f"rate_limit must be a positive number of requests a second, not {rate_limit!r}")
+        self.rate_limit = rate_limit
+        self.rate_limit_burst = rate_limit_burst if rate_limit_burst is not None else max(1.0, rate_limit or 1.0)
+        self.rate_limit_headers = rate_limit_headers
+        self.rate_limited = 0
+        self._tokens = self.rate_limit_burst
+        self._tokens_at = time.monotonic()
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -2511,6 +2546,9 @@ class Simulator:
             self.account_connections = 0
             self._flaky_counts.clear()
             self.disconnected.clear()
+            self.rate_limited = 0
+            self._tokens = self.rate_limit_burst
+            self._tokens_at = time.monotonic()
 
     def wait_for_disconnect(self, timeout: float | None = None) -> bool:
         """Wait until a client leaves in the middle of a stream; False if ``timeout`` passes first."""
@@ -2531,6 +2569,27 @@ class Simulator:
         with self._lock:
             self.disconnects.append((time.monotonic(), path))
             self.disconnected.set()
+
+    def _take_token(self) -> tuple[bool, float, tuple[tuple[str, str], ...]]:
+        """Take a token from the rate-limit bucket: (allowed, seconds until the next token, headers to send)."""
+        rate = self.rate_limit or 1.0
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate_limit_burst, self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+            allowed = self._tokens >= 1.0
+            if allowed:
+                self._tokens -= 1.0
+            else:
+                self.rate_limited += 1
+            wait = max(0.0, (1.0 - self._tokens) / rate)
+            headers: tuple[tuple[str, str], ...] = ()
+            if self.rate_limit_headers:
+                full = (self.rate_limit_burst - self._tokens) / rate
+                headers = (("x-ratelimit-limit-requests", f"{self.rate_limit_burst:g}"),
+                           ("x-ratelimit-remaining-requests", str(int(self._tokens))),
+                           ("x-ratelimit-reset-requests", f"{full:.3f}s"))
+        return allowed, wait, headers
 
     def _take_flaky_turn(self, model: str, failures: int) -> bool:
         """Count a request for a ``sim-flaky-*`` model; True while it is one of the first ``failures``."""
@@ -2581,10 +2640,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="how GET /api/v1/models answers (default: %(default)s)")
     parser.add_argument("--billing", choices=list(BILLING_FAULTS), default="ok",
                         help="how the billing endpoints answer (default: %(default)s)")
+    parser.add_argument("--rate-limit", type=float, metavar="R",
+                        help="at most R requests a second (a token bucket); over it: HTTP 429 with retry-after")
+    parser.add_argument("--rate-limit-burst", type=float, metavar="B", help="the bucket's size (default: R, at least 1)")
+    parser.add_argument("--rate-limit-headers", action="store_true",
+                        help="send x-ratelimit-limit/remaining/reset-requests with every answer")
     args = parser.parse_args(argv)
     with Simulator(
         args.host, args.port, api_key=args.api_key, delay=args.delay, latency=args.latency,
-        catalog=args.catalog, billing=args.billing,
+        catalog=args.catalog, billing=args.billing, rate_limit=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst, rate_limit_headers=args.rate_limit_headers,
     ) as simulator:
         print(f"AiHubMix simulator on {simulator.base_url} (answers are simulated)", flush=True)
         try:

@@ -26,12 +26,14 @@ def _config_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _environment(sim, monkeypatch, _config_dir):
-    """Every test talks to the simulator with a test key; settings are restored afterwards. Saved prompts
-    and aliases of the machine's user are out of reach (an empty personal folder)."""
+def _environment(sim, monkeypatch, tmp_path, _config_dir):
+    """Every test talks to the simulator with a test key, with its own cache directory (the response
+    cache and the batch journal, never the user's); settings are restored afterwards. Saved prompts and
+    aliases of the machine's user are out of reach (an empty personal folder)."""
     monkeypatch.setenv("AIHUBMIX_CONFIG_DIR", str(_config_dir))
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
+    monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(tmp_path / "aihubmix-cache" / "responses.sqlite"))
     saved = settings.values()
     saved_key = settings.api_key
     settings.base_url = sim.base_url

@@ -12,6 +12,7 @@ import pytest
 from aihubmix_magic import (
     BatchInputError,
     BatchResults,
+    InternalServerError,
     MissingKeyError,
     RateLimitError,
     batch,
@@ -71,9 +72,9 @@ def test_responses_endpoint(sim):
 
 def test_a_failed_item_records_its_error_and_the_rest_go_on(sim):
     settings.max_retries = 0
-    results = batch(["a", "b", "c", "d"], model="sim-flaky-429-2", concurrency=1, progress=False)
+    results = batch(["a", "b", "c", "d"], model="sim-flaky-500-2", concurrency=1, progress=False)
     assert [r.status for r in results] == ["failed", "failed", "completed", "completed"]
-    assert isinstance(results[0].error, RateLimitError)
+    assert isinstance(results[0].error, InternalServerError)
     assert results[0].error.response is results[0]
     assert results[2].error is None and results[2].text
     assert (results.summary.ok, results.summary.failed) == (2, 2)
@@ -82,12 +83,44 @@ def test_a_failed_item_records_its_error_and_the_rest_go_on(sim):
 
 def test_retries_follow_the_clients_policy(sim):
     settings.max_retries = 2
-    results = batch(["a", "b", "c"], model="sim-flaky-429-2", concurrency=1, progress=False)
+    results = batch(["a", "b", "c"], model="sim-flaky-500-2", concurrency=1, progress=False)
     assert [r.status for r in results] == ["completed"] * 3
-    assert results.summary.retries == 2
+    assert results.summary.retries == 2 and results.summary.rate_limited == 0
     assert sim.request_count == 5
     retried = [r for r in sim.requests if "x-stainless-retry-count" in r.headers]
     assert [r.headers["x-stainless-retry-count"] for r in retried] == ["1", "2"]
+
+
+def test_a_429_is_retried_past_max_retries_and_counted(sim):
+    """Issue 11: in a batch a 429 slows everything down and is retried until the item succeeds; the
+    normal retry policy (max_retries) is for other failures."""
+    settings.max_retries = 0
+    results = batch(["a", "b", "c", "d"], model="sim-flaky-429-3", concurrency=1, progress=False)
+    assert [r.status for r in results] == ["completed"] * 4
+    assert sim.request_count == 7
+    assert (results.summary.rate_limited, results.summary.retries) == (3, 3)
+    assert "3 rate-limited (429)" in str(results.summary)
+    retried = [r.headers["x-stainless-retry-count"] for r in sim.requests if "x-stainless-retry-count" in r.headers]
+    assert retried == ["1", "2", "3"]
+
+
+def test_a_batch_that_stays_rate_limited_gives_up_after_the_patience(sim):
+    settings.rate_limit_patience = 0.3
+    results = batch(["a", "b", "c"], model="sim-429", concurrency=2, progress=False)
+    assert [r.status for r in results] == ["failed"] * 3
+    assert all(isinstance(r.error, RateLimitError) for r in results)
+    assert results.summary.rate_limited >= 2 and results.summary.failed == 3
+    sent = sim.request_count
+    assert sent == results.summary.rate_limited  # every request sent was answered 429, none is lost
+    assert any("Not sent" in str(r.error) for r in results) or sent >= 3
+
+
+def test_patience_zero_gives_up_at_the_first_429(sim):
+    settings.rate_limit_patience = 0
+    results = batch(["a", "b"], model="sim-429", concurrency=1, progress=False)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert sim.request_count == 1  # the second item is not sent: the batch has stalled
+    assert "429" in str(results[0].error) and "Not sent" in str(results[1].error)
 
 
 def test_no_retry_on_a_client_error(sim):
@@ -292,3 +325,30 @@ def test_results_table_rows_and_limit(sim):
     assert lines[3].startswith("| 1 | c |") and lines[3].endswith("| completed |")
     assert "… 1 more (all in `answers`)" in data["text/markdown"]
     assert settings.api_key not in data["text/markdown"] + data["text/plain"]
+
+
+def test_answers_keep_their_final_json_as_bytes_until_read(sim):
+    results = batch(["a", "b"], model="sim-echo", progress=False)
+    first = results[0]
+    assert isinstance(vars(first)["_raw"], bytes)  # 100,000 answers held at once: a third of the memory
+    text = first.raw_json()
+    assert isinstance(vars(first)["_raw"], bytes) and '"choices"' in text
+    raw = first.raw
+    assert isinstance(raw, dict) and raw["choices"][0]["message"]["content"] == first.text
+    assert first.raw is raw  # decoded once, then kept
+    first.raw = {"replaced": True}
+    assert first.raw == {"replaced": True} and first.raw_json() == '{"replaced": true}'
+
+
+def test_environment_proxies_are_honoured_as_httpx_reads_them(monkeypatch):
+    from aihubmix_magic._async import _proxy_for
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _proxy_for("https://aihubmix.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
+    assert _proxy_for("https://aihubmix.com/v1") == "http://proxy.corp:3128"
+    assert _proxy_for("http://127.0.0.1:8000/v1") is None  # no http proxy named
+    monkeypatch.setenv("NO_PROXY", "aihubmix.com")
+    assert _proxy_for("https://aihubmix.com/v1") is None

@@ -1,8 +1,12 @@
 """One request pipeline: the typed Request, the protocol core (no I/O), and the two drivers over it.
 
 The parity table sends every fault model of the simulator through the sync driver (what a cell and
-`--compare` use) and the async driver (what `batch()` uses), on both endpoints, and asserts the same number
-of requests and the same outcome: an answer, or the same error class.
+`--compare` use) and the async driver (what `batch()` uses), on both endpoints, with the same
+`max_retries`, and asserts the same number of requests and the same outcome: an answer, or the same error
+class. One deliberate difference (issue 11): in a batch an answer that asks to slow down (429, 503/529
+overloaded) is not retried `max_retries` times but until the item succeeds or no item has finished for
+`settings.rate_limit_patience` seconds, so for the faults that always answer 429 (`RATE_LIMITED`) only the
+outcome is compared (the same RateLimitError): how many requests a batch sends depends on the patience.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ EXPECTED = {  # outcome and POSTs with one retry allowed
 }
 
 
+# always 429: a cell gives up after max_retries, a batch after the patience (at least as many requests)
+RATE_LIMITED = {"sim-429", "sim-retry-after", "sim-retry-after-ms", "sim-retry-after-date"}
+
+
 def posts(sim) -> int:
     return sum(r.method == "POST" for r in sim.requests)
 
@@ -78,12 +86,19 @@ def outcome_of_batch(endpoint: str, model: str) -> str:
 def test_both_drivers_send_as_often_and_end_alike(sim, endpoint, model):
     settings.max_retries = 1  # one retry shows the rule; the delays stay short
     settings.timeout = 0.5  # a stall ends quickly
+    settings.rate_limit_patience = 0.2  # a batch gives up on a server that always says 429 after 0.2 s
     sync = outcome_of_sync(endpoint, model)
     sync_posts = posts(sim)
     sim.reset()  # the flaky counters start again for the other driver
     async_ = outcome_of_batch(endpoint, model)
     async_posts = posts(sim)
-    assert (async_, async_posts) == (sync, sync_posts), f"{model} on {endpoint}"
+    if model in RATE_LIMITED:
+        assert async_ == sync == RateLimitError.__name__, f"{model} on {endpoint}"
+        # the server's retry-after (1-2 s for some) is longer than this patience: a batch may stop waiting
+        # before its second request; with the default patience (10 minutes) it waits as long as it is told
+        assert async_posts >= 1 and sync_posts == 2, f"{model} on {endpoint}"
+    else:
+        assert (async_, async_posts) == (sync, sync_posts), f"{model} on {endpoint}"
     if model in EXPECTED:  # the table is not trivially equal: answers and several error classes
         assert (sync, sync_posts) == EXPECTED[model]
 
