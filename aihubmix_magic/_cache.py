@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._request import Request
     from ._response import Response
 
-__all__ = ["APP_DIRECTORY", "ResponseCache", "cache_for", "default_cache_path", "make_private", "request_key"]
+__all__ = ["APP_DIRECTORY", "ResponseCache", "SQLiteFile", "cache_for", "default_cache_path", "make_private", "request_key"]
 
 APP_DIRECTORY = "aihubmix-magic"  # the default directory's name: always made private
 _STREAM_FIELDS = ("stream", "stream_options")
@@ -82,25 +82,36 @@ def request_key(endpoint: str, base_url: str, body: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class ResponseCache:
-    """Completed answers in one SQLite file, keyed by `request_key`."""
+class SQLiteFile:
+    """One private SQLite file (0700 folder, 0600 file), its tables made on first use; each operation opens
+    and closes its own connection, so it can be used from any thread. The response cache and the batch
+    journal are two of these."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    SCHEMA: tuple[str, ...] = ()  # statements run once, when the file is first used
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self._ready = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<ResponseCache {str(self.path)!r}>"
+        return f"<{type(self).__name__} {str(self.path)!r}>"
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             with self._lock:
                 make_private(self.path)
                 with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
-                    db.execute(_SCHEMA)
+                    for statement in self.SCHEMA:
+                        db.execute(statement)
                 self._ready = True
         return sqlite3.connect(self.path, timeout=10)
+
+
+class ResponseCache(SQLiteFile):
+    """Completed answers in one SQLite file, keyed by `request_key`."""
+
+    SCHEMA = (_SCHEMA,)
 
     # -- lookups -----------------------------------------------------------------------------------------
     def get(self, endpoint: str, base_url: str, body: dict, spec: Request | None = None) -> Response | None:

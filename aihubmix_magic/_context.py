@@ -366,15 +366,11 @@ def _clean(text: str) -> str:
 
 def _mask(text: str) -> str:
     """Mask the API key (and a real key kept aside in demo mode) wherever it appears."""
-    from ._protocol import mask_key
+    from ._protocol import Redactor
     from ._session import current
-    from ._settings import settings
 
-    demo_saved = current().demo_saved
-    saved = demo_saved[1] if demo_saved is not None else None
-    for key in (settings.api_key, saved):
-        if key and key in text:
-            text = text.replace(key, mask_key(key))
+    for key in current().keys():
+        text = Redactor(key).mask(text)
     return text
 
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from ._cache import default_cache_path, make_private
+from ._cache import SQLiteFile, default_cache_path
 
 __all__ = ["Journal", "batch_id", "journal_for", "journal_path"]
 
@@ -53,26 +51,10 @@ def batch_id(keys: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-class Journal:
+class Journal(SQLiteFile):
     """Finished answers of batches in one SQLite file, keyed by `request_key`."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser()
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<Journal {str(self.path)!r}>"
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            with self._lock:
-                make_private(self.path)
-                with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
-                    db.execute(_SCHEMA)
-                    db.execute("CREATE INDEX IF NOT EXISTS answers_batch ON answers (batch)")
-                self._ready = True
-        return sqlite3.connect(self.path, timeout=10)
+    SCHEMA = (_SCHEMA, "CREATE INDEX IF NOT EXISTS answers_batch ON answers (batch)")
 
     def lookup(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The journaled answers (final JSON) of those of `keys` that have one."""

@@ -250,11 +250,8 @@ def argv_from_options(options: dict, parser, source: str) -> list[str]:
 
 def _refuse_key(text: str, what: str) -> None:
     from ._session import current
-    from ._settings import settings
 
-    demo_saved = current().demo_saved
-    saved = demo_saved[1] if demo_saved is not None else None
-    if any(key and key in text for key in (settings.api_key, saved)):
+    if any(key in text for key in current().keys()):
         raise UsageError(f"The {what} would contain the API key, so it was not saved.")
 
 

@@ -77,6 +77,12 @@ class Session:
 
         return journal_for(self.settings.cache_path or None)
 
+    def keys(self) -> list[str]:
+        """Every API key this session holds: the one in use, and a real one kept aside in demo mode (what
+        context blocks and saved prompts must never contain)."""
+        saved = self.demo_saved[1] if self.demo_saved is not None else None
+        return [key for key in (self.settings.api_key, saved) if key]
+
     def record(self, answer: Any) -> Any:
         self.history.append(answer)
         return answer

@@ -99,8 +99,53 @@ def ip(shell):
 _SESSION_CACHE: dict = {}
 
 
+class _Tripwire:
+    """No test may reach the internet (the real AiHubMix above all): every HTTP(S) request to a host that is
+    not loopback goes, through the standard proxy variables that httpx, pip and urllib honour, to this
+    loopback listener, which records what was asked and closes the connection (so the request fails at
+    once). Kernels and subprocesses inherit the variables. The session fails if anything was recorded."""
+
+    VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.hits: list[str] = []
+        self.saved = {name: os.environ.get(name) for name in (*self.VARIABLES, "NO_PROXY", "no_proxy")}
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._serve, name="network-tripwire", daemon=True).start()
+        for name in self.VARIABLES:
+            os.environ[name] = self.url
+        os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:  # closed at the end of the session
+                return
+            with connection:
+                connection.settimeout(2)
+                try:
+                    first = connection.recv(4096).split(b"\r\n", 1)[0]
+                except OSError:
+                    first = b"(nothing read)"
+                self.hits.append(first.decode("latin-1"))
+
+    def close(self) -> None:
+        self._server.close()
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def pytest_configure(config):
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    config._aihubmix_tripwire = _Tripwire()
     # the caches (the model catalog is fetched by every prompt cell) go to a directory of the test session,
     # never the real home's, for this process and every kernel or subprocess it starts
     directory = tempfile.mkdtemp(prefix="aihubmix-test-cache-")
@@ -108,7 +153,18 @@ def pytest_configure(config):
     os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    tripwire = getattr(session.config, "_aihubmix_tripwire", None)
+    if tripwire is not None and tripwire.hits:
+        session.config.get_terminal_writer().line(
+            "Tests tried to reach hosts off this machine: " + "; ".join(tripwire.hits), red=True)
+        session.exitstatus = 1
+
+
 def pytest_unconfigure(config):
+    tripwire = getattr(config, "_aihubmix_tripwire", None)
+    if tripwire is not None:
+        tripwire.close()
     if not _SESSION_CACHE:
         return
     if _SESSION_CACHE["saved"] is None:

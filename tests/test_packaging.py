@@ -75,7 +75,11 @@ def copy_source(destination: Path) -> None:
 def run(argv, cwd) -> str:
     # PYTHONDONTWRITEBYTECODE (set on some machines) makes distutils print "warning: byte-compiling is
     # disabled": a property of the caller's environment, not of the package, so the build runs without it.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # The build installs setuptools from the package index (build isolation): the one test that may use the
+    # network, so conftest's tripwire proxy (which stops every other request off the machine) is taken away.
+    dropped = ("PYTHONDONTWRITEBYTECODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+               "all_proxy")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{result.stdout[-5000:]}"
