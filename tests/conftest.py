@@ -99,6 +99,11 @@ def ip(shell):
 _SESSION_CACHE: dict = {}
 
 
+def without_tripwire(env: dict[str, str]) -> dict[str, str]:
+    """`env` for the one step of a test that must use the package index (a build, Binder's pip install)."""
+    return {name: value for name, value in env.items() if name not in _Tripwire.VARIABLES}
+
+
 class _Tripwire:
     """No test may reach the internet (the real AiHubMix above all): every HTTP(S) request to a host that is
     not loopback goes, through the standard proxy variables that httpx, pip and urllib honour, to this
@@ -118,7 +123,8 @@ class _Tripwire:
         threading.Thread(target=self._serve, name="network-tripwire", daemon=True).start()
         for name in self.VARIABLES:
             os.environ[name] = self.url
-        os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+        # .invalid (RFC 6761) never resolves: tests that use such a host expect the DNS failure itself
+        os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,.invalid"
 
     def _serve(self) -> None:
         while True:

@@ -27,8 +27,11 @@ from aihubmix_magic._demo import DEMO_KEY
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Chromium's own background services (updates, accounts, autofill) go to a closed loopback port: only the
+# JupyterLab server on loopback is reached
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run", "--proxy-server=http://127.0.0.1:9",
+                 "--proxy-bypass-list=127.0.0.1;localhost"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CANARY = "sk-canary-browser-4f7a9c2e1b8d6e3f"
 KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{20,}")

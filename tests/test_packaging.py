@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from tests.conftest import without_tripwire
+
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "aihubmix_magic"
 RUNTIME_DEPENDENCIES = {"ipython", "ipywidgets", "httpx", "nbformat"}
@@ -77,9 +79,7 @@ def run(argv, cwd) -> str:
     # disabled": a property of the caller's environment, not of the package, so the build runs without it.
     # The build installs setuptools from the package index (build isolation): the one test that may use the
     # network, so conftest's tripwire proxy (which stops every other request off the machine) is taken away.
-    dropped = ("PYTHONDONTWRITEBYTECODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-               "all_proxy")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env = {k: v for k, v in without_tripwire(dict(os.environ)).items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{result.stdout[-5000:]}"
