@@ -6,15 +6,14 @@ is asked once here as in a cell; when to send and how long a rate limit holds th
 the shared `Limiter` (`_ratelimit.py`). Answers are not streamed. A failed request becomes a Response
 with status "failed" and `.error` set, so one bad item does not stop the others.
 
-Why a connection pool per worker (`AsyncDriver.lane()`, an `httpx.AsyncClient` limited to one
-connection) and not one pool for all: httpcore 1.0's `AsyncConnectionPool` re-examines every connection
-on each request and each release, and for each idle one probes its socket (`getpeername`, `poll`) and
-counts all connections again, so its cost per request grows with the square of the connections: at 64
-in flight it took about 11 ms of CPU a request (the event loop, falling behind, left more connections
-idle, which made each pass dearer still). The openai SDK escapes it because it runs on httpx2/httpcore2,
-whose pool does that bookkeeping in one pass; widening the limits does not help. A pool that only ever
-holds its worker's one connection does the same bookkeeping for one connection, with the public httpx
-API: about 2 ms of CPU a request at any concurrency.
+Why a connection per worker (`AsyncDriver.lane()`) and not one pool for all: httpcore 1.0's
+`AsyncConnectionPool` re-examines every connection on each request and each release, and for each idle
+one probes its socket (`getpeername`, `poll`), so its cost per request grows with the square of the
+connections: at 64 in flight it took about 11 ms of CPU a request. A worker that owns its connection needs
+no pool at all. And why not httpx's transport for that connection: at a thousand answers a second on 2
+cores, httpx's stack (httpcore, anyio, h11) at about 1 ms of CPU an answer was the ceiling, so a lane is
+one asyncio protocol with a small HTTP/1.1 reader (`_lane.py`, `_http11.py`), about 0.2 ms. Behind a
+proxy, a lane is an httpx transport limited to one connection (`_HttpxLane`).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ import httpx
 from . import _protocol as protocol
 from . import _ratelimit as ratelimit
 from ._exceptions import AihubmixError, RateLimitError
+from ._lane import KEEPALIVE_EXPIRY, Answer, Lane, Origin
 from ._protocol import ENDPOINT_PATHS, Failure
 from ._response import Response
 from ._types import compact_json
@@ -89,16 +89,22 @@ class AsyncDriver:
         self.gate = gate
         self.retries = 0  # retries taken over all requests (rate-limited ones included)
         self.throttled = 0  # answers that asked the batch to slow down (429, 503/529 overloaded)
-        self._lanes: list[httpx.AsyncHTTPTransport] = []
-        self._verify = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        self._headers = client._headers()
-        self._headers["Content-Type"] = "application/json"
-        self._headers["User-Agent"] = f"python-httpx/{httpx.__version__}"  # what the sync Client sends
+        self._lanes: list[Lane | _HttpxLane] = []
+        headers = client._headers()
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = f"python-httpx/{httpx.__version__}"  # what the sync Client sends
         self._redactor = client._redactor()
         self._base_url = client.base_url
-        self._timeout = {"timeout": client.timeout.as_dict()}
-        self._proxy = _proxy_for(client.base_url)
-        self._urls: dict[str, httpx.URL] = {}
+        self._path = httpx.URL(client.base_url).path.rstrip("/")
+        url = httpx.URL(client.base_url)
+        proxy = _proxy_for(client.base_url)
+        self._origin: Origin | None = None
+        self._httpx: tuple[Any, ...] | None = None
+        if proxy is None:
+            context = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ("http/1.1",))
+            self._origin = Origin(url, headers, context=context, timeout=client.timeout)
+        else:  # a proxy: httpx's transport, which speaks them all (see `_lane`)
+            self._httpx = (url, headers, {"timeout": client.timeout.as_dict()}, proxy)
 
     async def __aenter__(self) -> AsyncDriver:
         return self
@@ -107,20 +113,21 @@ class AsyncDriver:
         lanes, self._lanes = self._lanes, []
         await asyncio.gather(*(lane.aclose() for lane in lanes), return_exceptions=True)
 
-    def lane(self) -> httpx.AsyncHTTPTransport:
-        """A transport for one worker: one keep-alive connection, reused for each of its requests.
-
-        A transport, not an `httpx.AsyncClient`: a batch needs none of what a client adds per request
-        (merging URLs and headers, auth and redirect flows, cookies: building the cookie jar's view of each
-        answer alone took about 0.2 ms), and sends `httpx.Request`s with the timeouts as their extension,
-        as the client would. Proxies from the environment are honoured as httpx does (`_proxy_for`)."""
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30.0)
-        lane = httpx.AsyncHTTPTransport(verify=self._verify, http2=HTTP2, limits=limits, proxy=self._proxy)
+    def lane(self) -> Lane | _HttpxLane:
+        """A connection for one worker (`_lane.Lane`), reused for each of its requests; through a proxy
+        from the environment (HTTPS_PROXY, ALL_PROXY… as httpx reads them), an httpx transport limited to
+        one connection."""
+        lane: Lane | _HttpxLane
+        if self._origin is not None:
+            lane = Lane(self._origin)
+        else:
+            assert self._httpx is not None
+            lane = _HttpxLane(*self._httpx)
         self._lanes.append(lane)
         return lane
 
     async def send(self, request: Request, body: dict[str, Any] | None = None,
-                   lane: httpx.AsyncHTTPTransport | None = None) -> Response:
+                   lane: Lane | _HttpxLane | None = None) -> Response:
         """One request, not streamed; a failure is recorded in the Response, never raised."""
         body = body if body is not None else protocol.request_body(request)
         body.pop("stream", None)
@@ -129,7 +136,8 @@ class AsyncDriver:
         if lane is None:
             lane = self._lanes[0] if self._lanes else self.lane()
         try:
-            content, content_type = await self._send(lane, ENDPOINT_PATHS[request.endpoint], body, request)
+            content, content_type = await self._send(lane, self._path + ENDPOINT_PATHS[request.endpoint], body,
+                                                     request)
             content = self._redactor.redact(content)
             final = protocol.parse_json(content, content_type, base_url=self._base_url, redactor=self._redactor)
             protocol.complete(response, compact_json(final))  # the fields' strings (model, roles) shared
@@ -141,15 +149,11 @@ class AsyncDriver:
             exc.response = response
         return response
 
-    async def _send(self, lane: httpx.AsyncHTTPTransport, path: str, body: dict[str, Any],
+    async def _send(self, lane: Lane | _HttpxLane, path: str, body: dict[str, Any],
                     request: Request) -> tuple[bytes, str]:
         """POST with the core's retry rule and the gate's pace; return the 2xx body and its content type."""
         client = self.client
-        headers = self._headers
         content = json.dumps(body, ensure_ascii=False).encode()
-        url = self._urls.get(path)
-        if url is None:  # parsed once per endpoint: parsing a URL costs more than an item's JSON
-            url = self._urls[path] = httpx.URL(self._base_url + path)
         model = str(body.get("model", ""))
         gate = self.gate
         tokens = 0.0
@@ -158,8 +162,6 @@ class AsyncDriver:
         retries = 0
         throttled: Failure | None = None  # this item's last rate-limit answer
         while True:
-            if retries:
-                headers = {**self._headers, "x-stainless-retry-count": str(retries)}
             try:
                 ticket = await gate.enter(tokens) if gate is not None else None
             except RateLimitError:
@@ -167,40 +169,32 @@ class AsyncDriver:
                     raise throttled.error from None
                 raise
             failure: Failure
-            status = 0
             outcome = "retry"
             details: dict[str, Any] = {}
             try:
                 try:
-                    response = await lane.handle_async_request(
-                        httpx.Request("POST", url, headers=headers, content=content, extensions=self._timeout))
-                except httpx.TransportError as exc:
+                    answer = await lane.post(path, content, retries)
+                except httpx.TransportError as exc:  # no answer came back: a send failure
                     failure = client._transport(exc, "send")
                 else:
-                    status = response.status_code
-                    try:
-                        data = await response.aread()
-                    except httpx.TransportError as exc:
-                        if status < 400:
-                            outcome = "failed"
-                            raise client._transport(exc, "read").error from exc
-                        data = b""
-                    finally:
-                        await response.aclose()
+                    status, headers, data, broken = answer
+                    if broken is not None and status < 400:  # the body of an answer broke off
+                        outcome = "failed"
+                        raise client._transport(broken, "read").error from broken
                     if gate is not None:
-                        details["headers"] = ratelimit.RateHeaders.parse(response.headers, time.time())
+                        details["headers"] = ratelimit.RateHeaders.parse(headers, time.time())
                     if status < 400:
                         outcome = "ok"
                         if gate is not None and gate.limiter.tpm:
                             details["usage"] = _usage(data)
-                        return data, response.headers.get("content-type", "")
+                        return data, headers.get("content-type", "")
                     failure = protocol.status_failure(
-                        status, response.headers, data, base_url=self._base_url, path=url.path,
+                        status, headers, data, base_url=self._base_url, path=path,
                         model=model, redactor=self._redactor,
                         suggest=client.suggest)  # an unknown model: the id list is fetched once, then cached
                     if gate is not None and ratelimit.is_throttle(status, failure):
                         outcome = "throttled"
-                        details["retry_after"] = ratelimit.retry_after(response.headers, time.time())
+                        details["retry_after"] = ratelimit.retry_after(headers, time.time())
                 if outcome == "throttled":  # retried until the batch stalls (the gate raises then)
                     self.throttled += 1
                     throttled = failure
@@ -219,6 +213,38 @@ class AsyncDriver:
             self.retries += 1
             if delay:
                 await asyncio.sleep(delay)
+
+
+class _HttpxLane:
+    """A worker's connection through a proxy: an httpx transport limited to one connection, with the
+    `Lane.post` interface. A transport, not an `httpx.AsyncClient`: a batch needs none of what a client
+    adds per request (URL and header merging, auth and redirect flows, cookies)."""
+
+    def __init__(self, url: httpx.URL, headers: dict[str, str], extensions: dict[str, Any], proxy: str) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_EXPIRY)
+        context = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), None)
+        self._transport = httpx.AsyncHTTPTransport(verify=context, http2=HTTP2, limits=limits, proxy=proxy)
+        self._url = url
+        self._headers = headers
+        self._extensions = extensions
+
+    async def post(self, path: str, content: bytes, retries: int = 0) -> Answer:
+        headers = self._headers
+        if retries:
+            headers = {**headers, "x-stainless-retry-count": str(retries)}
+        response = await self._transport.handle_async_request(httpx.Request(
+            "POST", self._url.copy_with(path=path), headers=headers, content=content, extensions=self._extensions))
+        fields = dict(response.headers.items())
+        try:
+            data = await response.aread()
+        except httpx.TransportError as exc:
+            return Answer(response.status_code, fields, b"", exc)
+        finally:
+            await response.aclose()
+        return Answer(response.status_code, fields, data)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def _proxy_for(url: str) -> str | None:
@@ -245,7 +271,11 @@ def _usage(data: bytes) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+def _ssl_context(cert_file: str | None, cert_dir: str | None, alpn: tuple[str, ...] | None) -> ssl.SSLContext:
     """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once and shared by every
-    worker's client: building it costs about 20 ms."""
-    return httpx.create_ssl_context()
+    worker's connection: building it costs about 20 ms. `alpn`: the protocols a lane offers (httpx's
+    transports set their own on the context they are given)."""
+    context = httpx.create_ssl_context()
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context

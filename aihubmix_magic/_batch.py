@@ -48,12 +48,11 @@ from ._request import ENDPOINTS, Request
 from ._response import Response
 
 if TYPE_CHECKING:
-    import httpx
-
-    from ._async import AsyncDriver
+    from ._async import AsyncDriver, _HttpxLane
     from ._cache import ResponseCache
     from ._client import Client
     from ._journal import Journal
+    from ._lane import Lane
 
 __all__ = ["BatchResults", "BatchSummary", "batch"]
 
@@ -567,7 +566,7 @@ class _Run:
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
 
-    async def _worker(self, driver: Any, sender: AsyncDriver, lane: httpx.AsyncHTTPTransport,
+    async def _worker(self, driver: Any, sender: AsyncDriver, lane: Lane | _HttpxLane,
                       queue: Iterator[int]) -> None:
         """Send items from `queue` on `lane` (this worker's connection) through `driver` (the async driver,
         or the tool loop around it)."""

@@ -79,8 +79,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["BILLING_FAULTS", "CATALOG_FAULTS", "CATALOG_MODELS", "FAULT_MODELS", "MODELS", "RecordedRequest",
            "Simulator", "main"]
@@ -2209,6 +2212,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
         self.simulator = simulator
+        self.ssl_context = simulator.ssl_context
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -2220,6 +2224,12 @@ class _Server(ThreadingHTTPServer):
         # HTTPServer.server_bind resolves the host name, which can take seconds on an offline machine
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = self.socket.accept()
+        if self.ssl_context is not None:  # the handshake happens on the first read, in the handler's thread
+            connection = self.ssl_context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -2442,7 +2452,8 @@ class Simulator:
     (a connection counts once, from its first request). ``catalog`` picks how ``GET /api/v1/models``
     answers (``CATALOG_FAULTS``: ok, down, slow, not-json, wrong-shape, unsuccessful; ``slow`` waits
     ``catalog_delay`` seconds) and ``billing`` how the billing endpoints do (``BILLING_FAULTS``: ok, down,
-    partial, quota-units).
+    partial, quota-units). ``ssl_context`` (a server-side ``ssl.SSLContext`` with its certificate loaded)
+    serves HTTPS instead of HTTP, for tests of TLS clients.
     """
 
     def __init__(
@@ -2460,7 +2471,9 @@ class Simulator:
         rate_limit: float | None = None,
         rate_limit_burst: float | None = None,
         rate_limit_headers: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         if catalog not in CATALOG_FAULTS or billing not in BILLING_FAULTS:
             raise ValueError(f"catalog must be one of {', '.join(CATALOG_FAULTS)} and billing one of "
                              f"{', '.join(BILLING_FAULTS)}")
@@ -2505,7 +2518,8 @@ class Simulator:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     @property
     def request_count(self) -> int:
