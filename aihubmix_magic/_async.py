@@ -25,6 +25,7 @@ import json
 import math
 import os
 import ssl
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,6 @@ from ._exceptions import AihubmixError, RateLimitError
 from ._lane import KEEPALIVE_EXPIRY, Answer, Lane, Origin
 from ._protocol import ENDPOINT_PATHS, Failure
 from ._response import Response
-from ._types import compact_json
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -140,8 +140,14 @@ class AsyncDriver:
                                                      request)
             content = self._redactor.redact(content)
             final = protocol.parse_json(content, content_type, base_url=self._base_url, redactor=self._redactor)
-            protocol.complete(response, compact_json(final))  # the fields' strings (model, roles) shared
-            response.keep_raw_json(content)  # a batch holds thousands of answers: raw as bytes, read on demand
+            protocol.complete(response, final)
+            # a batch holds thousands of answers: the final JSON as bytes (decoded when read), and one copy
+            # of the strings every answer repeats (json.loads makes new ones per document)
+            response.keep_raw_json(content)
+            if response.model:
+                response.model = sys.intern(response.model)
+            if response.finish_reason:
+                response.finish_reason = sys.intern(response.finish_reason)
         except AihubmixError as exc:
             response.status = "failed"
             response.error = exc

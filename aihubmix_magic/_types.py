@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import APIResponseError
 
 __all__ = [
-    "compact_json",
     "FENCE",
     "Citation",
     "Step",
@@ -50,23 +48,6 @@ def first_code_block(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group(2).strip().split(" ")[0], match.group(3).rstrip("\n")
-
-
-_SHORT = 32  # strings up to this long are interned by compact_json: names, roles, reasons, model ids
-
-
-def compact_json(value: Any) -> Any:
-    """The same JSON value with its keys and short strings interned: a batch of 100,000 answers holds one
-    "finish_reason", one "assistant" and one "gpt-4o-mini" instead of 100,000 of each (json.loads makes
-    new ones per document), which takes a parsed chat completion from about 2.7 KB to about 1.2 KB."""
-    intern = sys.intern
-    if isinstance(value, dict):
-        return {intern(key) if isinstance(key, str) else key: compact_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [compact_json(item) for item in value]
-    if isinstance(value, str) and len(value) <= _SHORT:
-        return intern(value)
-    return value
 
 
 def content_text(content: object) -> str:
