@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDriver", "Gate"]
 
 HTTP2 = importlib.util.find_spec("h2") is not None
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(body, ensure_ascii=False) builds per call
 
 
 class Gate:
@@ -159,7 +160,7 @@ class AsyncDriver:
                     request: Request) -> tuple[bytes, str]:
         """POST with the core's retry rule and the gate's pace; return the 2xx body and its content type."""
         client = self.client
-        content = json.dumps(body, ensure_ascii=False).encode()
+        content = _ENCODER.encode(body).encode()
         model = str(body.get("model", ""))
         gate = self.gate
         tokens = 0.0

@@ -187,7 +187,8 @@ class _Connection(asyncio.Protocol):
         transport.write(data)
         if self._read_timeout is not None:
             self._last = self._loop.time()
-            self._timer = self._loop.call_later(self._read_timeout, self._check_timeout)
+            if self._timer is None:  # one timer per connection, not per request (see _check_timeout)
+                self._timer = self._loop.call_later(self._read_timeout, self._check_timeout)
         return await waiter
 
     def close(self) -> None:
@@ -200,19 +201,20 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()  # nothing of ours is left to write; an unread answer is dropped
 
     def _check_timeout(self) -> None:
+        """The read timeout's timer. It is not cancelled when an answer completes: it fires at most once a
+        timeout's length, and then looks at the time of the last bytes (or of the request) to decide."""
         assert self._read_timeout is not None
+        self._timer = None
+        if self._parser is None:  # idle: the next request starts a timer again
+            return
         waited = self._loop.time() - self._last
         if waited < self._read_timeout:  # bytes came since: look again when the rest of the time is up
             self._timer = self._loop.call_later(self._read_timeout - waited, self._check_timeout)
             return
-        self._timer = None
         self._fail(httpx.ReadTimeout(f"no data for {self._read_timeout:g} s"))
 
     def _finish(self, parser: ResponseParser) -> None:
         self._parser = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if not parser.keep_alive:
             self.reusable = False
         waiter = self._waiter
