@@ -199,7 +199,7 @@ def batch(
     endpoint = endpoint or settings.endpoint
     if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
-    requests = [_request(text, endpoint, model or settings.model, params) for text in texts]
+    requests = _requests(texts, endpoint, model or settings.model, params)
     tool_loop = _tool_options(requests, approve, max_steps)
     if estimate:
         from ._protocol import request_body
@@ -303,6 +303,20 @@ def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Re
                                      extra=values, **fields)
     except InvalidRequestError as exc:
         raise BatchInputError(str(exc)) from None
+
+
+def _requests(texts: list[str], endpoint: str, model: str, params: dict[str, Any]) -> list[Request]:
+    """One typed request per prompt: the first built and checked in full, the others copies of it with
+    their own prompt."""
+    if not texts:
+        return []
+    first = _request(texts[0], endpoint, model, params)
+    requests = [first]
+    try:
+        requests.extend(first.with_prompt(text) for text in texts[1:])
+    except InvalidRequestError as exc:
+        raise BatchInputError(str(exc)) from None
+    return requests
 
 
 def _tool_options(requests: list[Request], approve: Any, max_steps: int | None) -> dict[str, Any] | None:

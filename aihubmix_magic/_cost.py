@@ -34,6 +34,7 @@ from typing import Any
 
 from ._catalog import COMMAND_WAIT, PROMPT_WAIT, ModelInfo, catalog, estimate_tokens, find_model, lookup
 from ._exceptions import BudgetExceededError
+from ._types import Usage
 
 __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
@@ -149,19 +150,46 @@ def footer_cost(response) -> str | None:
 
 def total_cost(responses: Iterable, wait: float = PROMPT_WAIT) -> float | None:
     """The summed cost of the answers that have one (cached ones cost nothing); None if none has one.
-    Waits at most `wait` seconds (once) for a catalog being fetched."""
+    Waits at most `wait` seconds (once) for a catalog being fetched. Each model is looked up once."""
     catalog().ensure(wait)
-    costs = [response_cost(r) for r in responses if r is not None]
-    known = [c for c in costs if c is not None]
-    return sum(known) if known else None
+    infos: dict[tuple[str, str], ModelInfo | None] = {}
+    total = 0.0
+    known = False
+    for response in responses:
+        if response is None:
+            continue
+        if getattr(response, "cached", False):
+            known = True  # costs 0.0
+            continue
+        usage = getattr(response, "usage", None)
+        if usage is None:
+            continue
+        key = (_model_of(response), str(getattr(response, "model", "") or ""))
+        if key not in infos:
+            infos[key] = _info_for(response, 0.0)
+        cost = cost_of(usage, infos[key])
+        if cost is not None:
+            total += cost
+            known = True
+    return total if known else None
 
 
 # -- the session's spend --------------------------------------------------------------------------------------
-@dataclass
-class _Entry:
+@dataclass(slots=True)
+class _Row:
+    """One model's answers this session, summed: a batch of 100,000 answers adds to a row, not a list."""
+
     model: str
-    usage: Any
-    cost: float | None
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usd: float = 0.0
+    unpriced: int = 0  # answers without a cost: no usage, or no price known (yet)
+    # the usage of answers with no price yet, priced together once the catalog knows one (cost is linear)
+    pending: int = 0
+    pending_input: int = 0
+    pending_cached: int = 0
+    pending_output: int = 0
 
 
 class Ledger:
@@ -170,28 +198,46 @@ class Ledger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: list[_Entry] = []
-        self._unpriced: list[_Entry] = []  # entries with usage but no cost yet (the catalog was not known)
-        self._priced_with: object = None  # the catalog those were last tried with
+        self._rows: dict[str, _Row] = {}  # in the order first used
+        self._spent = 0.0
+        self._priced_with: object = None  # the catalog the pending usage was last tried with
         self._seen: weakref.WeakSet = weakref.WeakSet()
 
-    def record(self, response) -> None:
-        """Count an answer once (cached answers cost nothing and are not counted)."""
+    def record(self, response, *, fresh: bool = False) -> None:
+        """Count an answer once (cached answers cost nothing and are not counted). `fresh`: the caller
+        knows it was never counted (a batch's item), so it is not remembered for that."""
         if response is None or getattr(response, "cached", False):
             return
+        if not fresh:
+            with self._lock:
+                if response in self._seen:
+                    return
+                self._seen.add(response)
+        model = _model_of(response)
+        usage = getattr(response, "usage", None)
+        cost = response_cost(response)
         with self._lock:
-            if response in self._seen:
+            row = self._rows.get(model)
+            if row is None:
+                row = self._rows[model] = _Row(model)
+            row.calls += 1
+            if usage is not None:
+                row.input_tokens += usage.input_tokens
+                row.output_tokens += usage.output_tokens
+            if cost is not None:
+                row.usd += cost
+                self._spent += cost
                 return
-            self._seen.add(response)
-        entry = _Entry(_model_of(response), getattr(response, "usage", None), response_cost(response))
-        with self._lock:
-            self._entries.append(entry)
-            if entry.cost is None and entry.usage is not None:
-                self._unpriced.append(entry)
+            row.unpriced += 1
+            if usage is not None:
+                row.pending += 1
+                row.pending_input += usage.input_tokens
+                row.pending_cached += max(0, min(usage.cached_tokens, usage.input_tokens))
+                row.pending_output += usage.output_tokens
 
     def _price_late(self, wait: float) -> None:
-        """Entries recorded before the catalog arrived get their cost now, if it has (tried once per catalog)."""
-        if not self._unpriced:
+        """Answers recorded before the catalog arrived get their cost now, if it has (tried once per catalog)."""
+        if not any(row.pending for row in self._rows.values()):
             return
         try:
             models = catalog().ensure(wait)
@@ -201,38 +247,37 @@ class Ledger:
             if models is None or models is self._priced_with:
                 return
             self._priced_with = models
-            for entry in self._unpriced:
-                entry.cost = cost_of(entry.usage, find_model(models, entry.model))
-            self._unpriced = [entry for entry in self._unpriced if entry.cost is None]
+            for row in self._rows.values():
+                if not row.pending:
+                    continue
+                usage = Usage(input_tokens=row.pending_input, output_tokens=row.pending_output,
+                              cached_tokens=row.pending_cached)
+                cost = cost_of(usage, find_model(models, row.model))
+                if cost is None:
+                    continue
+                row.usd += cost
+                self._spent += cost
+                row.unpriced -= row.pending
+                row.pending = row.pending_input = row.pending_cached = row.pending_output = 0
 
     def spent(self, wait: float = 0.0) -> float:
         """USD spent this session (an estimate; answers without a known price count 0)."""
         self._price_late(wait)
         with self._lock:
-            return sum(e.cost for e in self._entries if e.cost is not None)
+            return self._spent
 
     def by_model(self, wait: float = 0.0) -> list[dict]:
         """One row per model, in the order first used: model, calls, input/output tokens, usd, unpriced."""
         self._price_late(wait)
-        rows: dict[str, dict] = {}
         with self._lock:
-            for entry in self._entries:
-                row = rows.setdefault(entry.model, {"model": entry.model, "calls": 0, "input_tokens": 0,
-                                                    "output_tokens": 0, "usd": 0.0, "unpriced": 0})
-                row["calls"] += 1
-                if entry.usage is not None:
-                    row["input_tokens"] += entry.usage.input_tokens
-                    row["output_tokens"] += entry.usage.output_tokens
-                if entry.cost is None:
-                    row["unpriced"] += 1
-                else:
-                    row["usd"] += entry.cost
-        return list(rows.values())
+            return [{"model": row.model, "calls": row.calls, "input_tokens": row.input_tokens,
+                     "output_tokens": row.output_tokens, "usd": row.usd, "unpriced": row.unpriced}
+                    for row in self._rows.values()]
 
     def reset(self) -> None:
         with self._lock:
-            self._entries.clear()
-            self._unpriced.clear()
+            self._rows.clear()
+            self._spent = 0.0
             self._priced_with = None
             self._seen = weakref.WeakSet()
 
@@ -364,7 +409,7 @@ class BudgetGate:
 
     def finish(self, reservation: float, response) -> None:
         """The item is done: count its real cost, release its reservation."""
-        ledger.record(response)
+        ledger.record(response, fresh=True)  # a batch's answer, counted here only
         with self._lock:
             self._reserved = max(0.0, self._reserved - reservation)
 

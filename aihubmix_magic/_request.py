@@ -32,7 +32,7 @@ Message = dict[str, Any]
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a batch holds one per item
 class Request:
     """One call: the model, the endpoint, what is asked and how.
 
@@ -95,6 +95,19 @@ class Request:
     def replace(self, **changes: Any) -> Request:
         """A copy with `changes` (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def with_prompt(self, prompt: str) -> Request:
+        """A copy asking the text `prompt` instead. Only the prompt is checked: the rest was checked in
+        this request (a batch builds its 100,000 items from one checked request, at a third of the cost)."""
+        if not isinstance(self.prompt, str) or not isinstance(prompt, str):
+            return self.replace(prompt=prompt)
+        if not prompt.strip():
+            raise InvalidRequestError("prompt", "the prompt is empty")
+        copy = object.__new__(Request)
+        for name in _FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "prompt", prompt)
+        return copy
 
     # -- reading -----------------------------------------------------------------------------------------
     @property
@@ -160,6 +173,9 @@ class Request:
             raise InvalidRequestError("web_search", f"web_search must be True or False, not {self.web_search!r}")
         if not isinstance(self.stream, bool):
             raise InvalidRequestError("stream", f"stream must be True or False, not {self.stream!r}")
+
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(Request))
 
 
 def _check_range(name: str, value: float | None, low: float, high: float) -> None:

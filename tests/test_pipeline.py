@@ -11,6 +11,7 @@ outcome is compared (the same RateLimitError): how many requests a batch sends d
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import httpx
@@ -163,6 +164,20 @@ def test_a_request_is_frozen_and_replace_validates_again():
     assert request.replace(model="gpt-4o").model == "gpt-4o" and request.model == "gpt-4o-mini"
 
 
+def test_with_prompt_copies_every_field_and_checks_the_prompt():
+    request = Request(model="gpt-4o-mini", prompt="hi", system="Be brief.", temperature=0.2, max_tokens=50,
+                      endpoint="responses", extra={"seed": 7}, images=("https://example.invalid/a.png",))
+    copy = request.with_prompt("another")
+    assert copy.prompt == "another" and request.prompt == "hi"
+    fields = [f.name for f in dataclasses.fields(Request) if f.name != "prompt"]
+    assert all(getattr(copy, name) == getattr(request, name) for name in fields)
+    assert protocol.request_body(copy) == protocol.request_body(request.replace(prompt="another"))
+    with pytest.raises(InvalidRequestError, match="empty"):
+        request.with_prompt("  ")
+    with pytest.raises(AttributeError):
+        copy.prompt = "x"  # type: ignore[misc]
+
+
 def test_from_settings_takes_defaults_and_options_win():
     settings.model, settings.temperature, settings.system = "deepseek-chat", 0.3, "Be brief."
     request = Request.from_settings(settings, prompt="hi", temperature=0.9)
@@ -176,7 +191,7 @@ def test_every_response_keeps_its_request_and_the_body_sent(sim):
             response.text
             assert isinstance(response.spec, Request) and response.spec.temperature == 0.5
             assert response.request == sim.requests[-1].body  # `request` stays the JSON body sent
-            assert TEST_KEY not in repr(response.spec) and TEST_KEY not in str(vars(response.spec))
+            assert TEST_KEY not in repr(response.spec) and TEST_KEY not in str({f.name: getattr(response.spec, f.name) for f in dataclasses.fields(response.spec)})
 
 
 # -- the protocol core, without a network ------------------------------------------------------------
