@@ -201,19 +201,24 @@ def batch(
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
     requests = _requests(texts, endpoint, model or settings.model, params)
     tool_loop = _tool_options(requests, approve, max_steps)
-    if estimate:
-        from ._protocol import request_body
-
-        return _cost.estimate_batch([request_body(request) for request in requests], endpoint)
-    _cost.check_budget()  # BudgetExceededError before anything is sent
-
     session = _session.current()
     client = session.client()
-    client._headers()  # MissingKeyError now, before anything is sent
     response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
     journal = session.journal() if resume and requests else None
     run = _Run(client, requests, concurrency, response_cache, journal=journal, rpm=rpm, tpm=tpm,
                patience=settings.rate_limit_patience)
+    if estimate:  # the items the cache or an earlier run answered cost nothing more
+        answered = run._from_cache() + run._from_journal()
+        todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
+        return _cost.estimate_batch(todo, endpoint, model=requests[0].model if requests else None,
+                                    answered=answered)
+    _cost.check_budget()  # BudgetExceededError before anything is sent
+    client._headers()  # MissingKeyError now, before anything is sent
+    if requests:  # the catalog's notes on the model (a budget without its price, no vision…), as a cell shows them
+        from ._catalog import request_warnings_for
+        from ._live import show_notes
+
+        show_notes(request_warnings_for(requests[0]))  # every item has the model and options of the first
     run.tool_loop = tool_loop
     results = run.execute(progress_view(progress, len(requests)) if requests else None)
     if index is None:

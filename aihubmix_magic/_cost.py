@@ -450,9 +450,13 @@ class CostEstimate:
     cost: float | None
     budget_left: float | None = None
     note: str = ""
+    answered: int = 0  # items left out: the response cache or an earlier run of the batch has their answer
 
     def __str__(self) -> str:
         items = f"{self.items:,} item{'s' * (self.items != 1)}"
+        if self.answered:
+            items += (f" ({self.answered:,} more already answered, by the cache or an earlier run of this batch: "
+                      "not counted)")
         head = (f"Estimate for {items} on {self.model}: about {self.input_tokens:,} input tokens (from the text, "
                 f"~4 characters a token) + {self.output_tokens:,} output tokens ({self.output_basis})")
         if self.cost is None:
@@ -474,11 +478,12 @@ class CostEstimate:
         return markdown_dollars(str(self))
 
 
-def estimate_batch(bodies: list[dict], endpoint: str) -> CostEstimate:
-    """A CostEstimate for the request bodies of a batch (all for one model); waits for the catalog."""
+def estimate_batch(bodies: list[dict], endpoint: str, *, model: str | None = None, answered: int = 0) -> CostEstimate:
+    """A CostEstimate for the request bodies of a batch (all for one model) still to send; `answered` items
+    already have an answer. Waits for the catalog."""
     from ._settings import settings
 
-    model = str(bodies[0].get("model", "")) if bodies else settings.model
+    model = model or (str(bodies[0].get("model", "")) if bodies else settings.model)
     info = lookup(model, COMMAND_WAIT)
     total_input = total_output = 0
     total_usd = 0.0
@@ -499,4 +504,5 @@ def estimate_batch(bodies: list[dict], endpoint: str) -> CostEstimate:
     note = "" if info is not None else catalog().describe()
     left = None if settings.budget is None else settings.budget - ledger.spent(PROMPT_WAIT)
     return CostEstimate(model=model, items=len(bodies), input_tokens=total_input, output_tokens=total_output,
-                        output_basis=basis, cost=total_usd if priced else None, budget_left=left, note=note)
+                        output_basis=basis, cost=total_usd if priced else None, budget_left=left, note=note,
+                        answered=answered)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ._response import Response
 
-__all__ = ["Live", "LiveView", "display_mode"]
+__all__ = ["Live", "LiveView", "display_mode", "show_notes"]
 
 
 class LiveView(Protocol):
@@ -61,6 +61,22 @@ def display_mode(setting: str | None = None) -> str:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return "notebook" if getattr(shell, "kernel", None) is not None else "terminal"
+
+
+def show_notes(notes: list[str]) -> None:
+    """One "⚠" line per warning before a request goes (it goes anyway): Markdown in a notebook, text
+    elsewhere. Dollar signs are escaped, as two of them in one Markdown block would render as LaTeX."""
+    if not notes:
+        return
+    if display_mode() == "notebook":
+        from IPython.display import display
+
+        from ._cost import markdown_dollars
+
+        for note in notes:
+            display({"text/markdown": markdown_dollars(f"⚠ {note}"), "text/plain": f"⚠ {note}"}, raw=True)
+    else:
+        print("\n".join(f"⚠ {note}" for note in notes), flush=True)
 
 
 class Live:

@@ -274,7 +274,8 @@ class AihubmixMagics(Magics, SettingTraits):
                 settings, prompt=prompt, model=args.model, endpoint=args.endpoint, system=args.system,
                 temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                 reasoning_effort=args.reasoning_effort, stream=False if args.no_stream else None,
-                web_search=True if getattr(args, "web", False) else None)
+                web_search=True if getattr(args, "web", False) else None,
+                max_steps=getattr(args, "max_steps", None) if getattr(args, "tools", None) else None)
         except InvalidRequestError as exc:
             raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
@@ -346,24 +347,15 @@ class AihubmixMagics(Magics, SettingTraits):
     def _warn(self, notes: list[str], *, again: bool = False) -> list[str]:
         """Show one line per warning (the request goes anyway). In a notebook they are shown again under the
         footer once the answer is complete, as drawing it clears the cell."""
-        from . import _cost
-        from ._live import display_mode
+        from ._live import display_mode, show_notes
 
-        notebook = display_mode() == "notebook"
-        if not notes or (again and not notebook):
+        if again and display_mode() != "notebook":
             return notes
-        if notebook:
-            from IPython.display import display
-
-            for note in notes:
-                display({"text/markdown": _cost.markdown_dollars(f"⚠ {note}"), "text/plain": f"⚠ {note}"}, raw=True)
-        else:
-            print("\n".join(f"⚠ {note}" for note in notes), flush=True)
+        show_notes(notes)
         return notes
 
     def _over(self, args: argparse.Namespace, base: Request) -> None:
         """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
-        from . import _catalog
         from ._batch import batch, check_template, results_table
         from ._exceptions import BatchInputError
 
@@ -384,8 +376,7 @@ class AihubmixMagics(Magics, SettingTraits):
         template = base.text
         try:
             check_template(template, items)
-            if not args.estimate:
-                self._warn(_catalog.request_warnings_for(base))
+            # batch() shows the catalog's notes on the model before sending, as a cell does
             results = batch(items, model=base.model, endpoint=base.endpoint, concurrency=args.concurrency or 8,
                             template=template, system=base.system, temperature=base.temperature,
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,

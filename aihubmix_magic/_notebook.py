@@ -217,6 +217,8 @@ def magic_line(response: Response, *, thread: str | None = None, model_option: s
     names = [name for name in (getattr(tool, "name", "") for tool in spec.tools) if name]
     if names and any(getattr(tool, "function", None) is not None for tool in spec.tools):
         parts += ["--tools", ",".join(names)]  # the functions must be defined where the cell runs again
+        if spec.max_steps:
+            parts += ["--max-steps", str(spec.max_steps)]
     if spec.web_search:
         parts.append("--web")
     if _TEMPLATE_FIELD.search(spec.text):  # the prompt is sent as it was, never templated again

@@ -65,6 +65,7 @@ class Request:
     extra: Mapping[str, Any] = field(default_factory=dict)
     tools: tuple[Any, ...] = ()
     web_search: bool = False
+    max_steps: int | None = None  # the tool loop's limit of steps (--max-steps): not sent, kept for export
 
     def __post_init__(self) -> None:
         if isinstance(self.prompt, list):  # a list of messages is kept as a tuple (the request is frozen)
@@ -169,6 +170,9 @@ class Request:
                 raise InvalidRequestError("schema", "the schema must describe an object (type: object)")
         if self.store and self.endpoint != "responses" or self.previous_response_id and self.endpoint != "responses":
             raise InvalidRequestError("store", "works with the responses endpoint only")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
+            raise InvalidRequestError("max_steps", f"max_steps must be 1 or more, not {self.max_steps!r}")
         if not isinstance(self.web_search, bool):
             raise InvalidRequestError("web_search", f"web_search must be True or False, not {self.web_search!r}")
         if not isinstance(self.stream, bool):

@@ -373,6 +373,38 @@ def test_a_model_without_a_price_is_flagged_when_a_budget_is_set(ip, sim):
     assert not [text for text in plain_outputs(ip) if text.startswith("⚠")]
 
 
+def test_a_batch_flags_a_model_without_a_price_once_before_sending(ip, sim, capsys):
+    settings.budget = 5
+    settings.display = "terminal"
+    batch(["a", "b", "c"], model="sim-echo", progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("⚠")]
+    assert lines == ["⚠ sim-echo is not in the model catalog: this call's cost cannot be counted against the budget."]
+    settings.display = "notebook"
+    ip.user_ns["words"] = ["alpha", "beta"]
+    ip.run_cell_magic("aihubmix", "--over words -m sim-echo", "Define: {}")  # --over: the same line, once
+    assert [text for text in plain_outputs(ip) if text.startswith("⚠")] == [lines[0]]
+    settings.budget = None
+    batch(["a"], model="sim-echo", progress=False)
+    assert "⚠" not in capsys.readouterr().out
+
+
+def test_an_estimate_leaves_out_the_items_already_answered(sim):
+    prompts = [f"question {n}" for n in range(4)]
+    batch(prompts[:2], model="gpt-4o-mini", cache=True, progress=False)  # complete answers: cached
+    estimate = batch(prompts, model="gpt-4o-mini", cache=True, estimate=True)
+    assert (estimate.items, estimate.answered) == (2, 2)
+    assert estimate.output_tokens == 2 * _cost.ASSUMED_OUTPUT_TOKENS
+    assert str(estimate).startswith("Estimate for 2 items (2 more already answered, by the cache or an earlier "
+                                    "run of this batch: not counted) on gpt-4o-mini")
+    assert batch(prompts, model="gpt-4o-mini", cache=False, estimate=True).items == 4
+    # an earlier run that did not finish: its answers are in the batch journal
+    settings.max_retries = 0
+    first = batch(["x", "y", "z"], model="sim-flaky-500-1", concurrency=1, progress=False)
+    assert [r.status for r in first] == ["failed", "completed", "completed"]
+    again = batch(["x", "y", "z"], model="sim-flaky-500-1", estimate=True)
+    assert (again.items, again.answered, again.model) == (1, 2, "sim-flaky-500-1")
+
+
 def test_the_panel_shows_spend_budget_and_balance(ip, sim):
     pytest.importorskip("ipywidgets")
     from aihubmix_magic._widgets import Panel

@@ -199,6 +199,14 @@ def test_export_writes_the_steps(tools, sim, tmp_path):
     assert TEST_KEY not in nbformat.writes(nb)
 
 
+def test_export_keeps_the_step_limit(tools, sim, tmp_path):
+    tools.run_cell_magic("aihubmix", "--tools get_weather --yes --max-steps 3 -m sim-tool-call", "weather?")
+    r = last_response()
+    assert r.spec.max_steps == 3 and "max_steps" not in r.request  # kept for export, never sent
+    nb = nbformat.read(export_notebook([r], tmp_path / "steps.ipynb"), as_version=4)
+    assert nb.cells[-1].source.startswith("%%aihubmix -m sim-tool-call -e chat --tools get_weather --max-steps 3")
+
+
 def test_the_key_is_never_shown_in_a_step(tools, sim):
     def leaky(city: str) -> str:
         """Returns the key it should never see."""
