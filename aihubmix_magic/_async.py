@@ -96,8 +96,8 @@ class AsyncDriver:
         headers["User-Agent"] = f"python-httpx/{httpx.__version__}"  # what the sync Client sends
         self._redactor = client._redactor()
         self._base_url = client.base_url
-        self._path = httpx.URL(client.base_url).path.rstrip("/")
         url = httpx.URL(client.base_url)
+        self._path = url.path.rstrip("/")
         proxy = _proxy_for(client.base_url)
         self._origin: Origin | None = None
         self._httpx: tuple[Any, ...] | None = None

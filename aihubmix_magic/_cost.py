@@ -83,21 +83,28 @@ def _model_of(response) -> str:
     return str(request.get("model") or getattr(response, "model", "") or "")
 
 
-def _info_for(response: Any, wait: float) -> ModelInfo | None:
-    info = lookup(_model_of(response), wait)
+def _info_for(response: Any, wait: float, infos: dict | None = None) -> ModelInfo | None:
+    """The catalog entry for the answer's model; `infos` keeps the ones found, for many answers."""
+    requested = _model_of(response)
     model = str(getattr(response, "model", "") or "")
-    if info is None and model and model != _model_of(response):
+    if infos is not None and (requested, model) in infos:
+        return infos[requested, model]
+    info = lookup(requested, wait)
+    if info is None and model and model != requested:
         info = lookup(model, 0.0)
+    if infos is not None:
+        infos[requested, model] = info
     return info
 
 
-def response_cost(response, wait: float = 0.0) -> float | None:
-    """`Response.cost`: 0.0 for an answer from the local cache, else `cost_of` its usage and model."""
+def response_cost(response, wait: float = 0.0, infos: dict | None = None) -> float | None:
+    """`Response.cost`: 0.0 for an answer from the local cache, else `cost_of` its usage and model
+    (`infos`: catalog entries already looked up, shared by the answers of a batch)."""
     if getattr(response, "cached", False):
         return 0.0
     if getattr(response, "usage", None) is None:
         return None
-    return cost_of(response.usage, _info_for(response, wait))
+    return cost_of(response.usage, _info_for(response, wait, infos))
 
 
 def format_usd(usd: float) -> str:
@@ -152,26 +159,10 @@ def total_cost(responses: Iterable, wait: float = PROMPT_WAIT) -> float | None:
     """The summed cost of the answers that have one (cached ones cost nothing); None if none has one.
     Waits at most `wait` seconds (once) for a catalog being fetched. Each model is looked up once."""
     catalog().ensure(wait)
-    infos: dict[tuple[str, str], ModelInfo | None] = {}
-    total = 0.0
-    known = False
-    for response in responses:
-        if response is None:
-            continue
-        if getattr(response, "cached", False):
-            known = True  # costs 0.0
-            continue
-        usage = getattr(response, "usage", None)
-        if usage is None:
-            continue
-        key = (_model_of(response), str(getattr(response, "model", "") or ""))
-        if key not in infos:
-            infos[key] = _info_for(response, 0.0)
-        cost = cost_of(usage, infos[key])
-        if cost is not None:
-            total += cost
-            known = True
-    return total if known else None
+    infos: dict = {}  # each model looked up once
+    costs = [response_cost(r, infos=infos) for r in responses if r is not None]
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
 
 
 # -- the session's spend --------------------------------------------------------------------------------------

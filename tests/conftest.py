@@ -20,6 +20,24 @@ def sim():
         yield server
 
 
+@pytest.fixture
+def client(sim):
+    """Our Client on the simulator, without retries: a test sees each failure as it comes."""
+    from aihubmix_magic import Client
+
+    with Client(TEST_KEY, sim.base_url, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+def sdk(sim):
+    """The official openai SDK on the simulator (the reference client), without retries."""
+    import openai
+
+    with openai.OpenAI(api_key=TEST_KEY, base_url=sim.base_url, max_retries=0) as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def _config_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("aihubmix-config")

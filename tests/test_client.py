@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import openai
 import pytest
 
 from aihubmix_magic import (
@@ -19,18 +18,6 @@ from aihubmix_magic import (
 from tests.conftest import TEST_KEY
 
 PROMPT = "Explain sampling with a heading, bold text, a list and code"
-
-
-@pytest.fixture
-def client(sim):
-    with Client(TEST_KEY, sim.base_url, max_retries=0) as c:
-        yield c
-
-
-@pytest.fixture
-def sdk(sim):
-    with openai.OpenAI(api_key=TEST_KEY, base_url=sim.base_url, max_retries=0) as c:
-        yield c
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-5-think", "sim-crlf", "sim-comments",

@@ -7,6 +7,7 @@ import os
 import httpx
 
 from aihubmix_magic import _catalog
+from aihubmix_magic._async import _proxy_for
 from aihubmix_magic.simulator import Simulator
 
 
@@ -14,8 +15,11 @@ def test_a_request_off_the_machine_goes_to_the_tripwire(pytestconfig):
     tripwire = pytestconfig._aihubmix_tripwire
     assert os.environ["HTTPS_PROXY"] == tripwire.url
     before = len(tripwire.hits)
-    try:
-        httpx.get("https://aihubmix.com/api/v1/models", timeout=5)
+    url = "https://aihubmix.com/api/v1/models"
+    assert httpx.URL(os.environ["HTTPS_PROXY"]).host == "127.0.0.1"
+    assert _proxy_for(url) == tripwire.url  # what httpx and the batch lanes would use for it from the environment
+    try:  # the proxy given explicitly too: this request can only ever reach the tripwire
+        httpx.get(url, timeout=5, proxy=tripwire.url, trust_env=False)
     except httpx.HTTPError:
         pass
     assert len(tripwire.hits) == before + 1 and "aihubmix.com" in tripwire.hits[-1]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pytest
 
-from aihubmix_magic import BadRequestError, BatchInputError, Client, ToolCall, Usage, batch
+from aihubmix_magic import BadRequestError, BatchInputError, ToolCall, Usage, batch
 from aihubmix_magic._tools import DECLINED
 from tests.conftest import TEST_KEY
 
@@ -35,18 +34,6 @@ def get_time(city: str) -> dict:
 def broken(city: str) -> str:
     """Always fails."""
     raise RuntimeError(f"no data\nfor {city}")
-
-
-@pytest.fixture
-def client(sim):
-    with Client(TEST_KEY, sim.base_url, max_retries=0) as c:
-        yield c
-
-
-@pytest.fixture
-def sdk(sim):
-    with openai.OpenAI(api_key=TEST_KEY, base_url=sim.base_url, max_retries=0) as c:
-        yield c
 
 
 def ask(client, endpoint, prompt="What is the weather in Paris?", **kwargs):
