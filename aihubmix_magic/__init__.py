@@ -18,13 +18,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .core import hooks as _hooks
+from .core.version import __version__  # one place for it; pyproject.toml reads it there
+
 if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and readers
-    from ._batch import BatchResults, BatchSummary, batch
-    from ._catalog import ModelInfo
-    from ._client import Client
-    from ._compare import Comparison
-    from ._cost import CostEstimate
-    from ._exceptions import (
+    from .core.exceptions import (
         AihubmixError,
         APIConnectionError,
         APIResponseError,
@@ -45,14 +43,19 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         StreamInterruptedError,
         ToolDefinitionError,
     )
-    from ._request import Request
-    from ._response import Response
-    from ._session import history, last_response
-    from ._settings import Settings, settings
-    from ._tools import Tool
-    from ._types import Citation, Step, ToolCall, ToolRun, Usage
+    from .core.request import Request
+    from .core.response import Response
+    from .core.tools import Tool
+    from .core.types import Citation, Step, ToolCall, ToolRun, Usage
+    from .net.client import Client
+    from .notebook.batch import batch
+    from .notebook.compare import Comparison
+    from .services.batch import BatchResults, BatchSummary
+    from .services.catalog import ModelInfo
+    from .services.cost import CostEstimate
+    from .session.settings import Settings, settings
+    from .session.state import history, last_response
 
-__version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
@@ -102,25 +105,44 @@ __all__ = [
 ]
 
 
-# name -> the private module that defines it (loaded on first access)
+def _answer_cost(response: Any) -> float | None:
+    from .services.catalog import PROMPT_WAIT
+    from .services.cost import response_cost
+
+    return response_cost(response, PROMPT_WAIT)
+
+
+def _default_asker() -> Any:
+    from .notebook.approval import default_asker
+
+    return default_asker()
+
+
+# the composition root: what the core asks of the layers above it (see core/hooks.py)
+_hooks.install(cost=_answer_cost, asker=_default_asker)
+
+_LAYERS = ("core", "net", "store", "services", "session", "notebook", "simulator")
+
+# name -> the module that defines it (loaded on first access)
 _EXPORTS = {
-    **dict.fromkeys(("BatchResults", "BatchSummary", "batch"), "_batch"),
-    "Client": "_client",
-    "Comparison": "_compare",
-    "CostEstimate": "_cost",
-    "ModelInfo": "_catalog",
+    **dict.fromkeys(("BatchResults", "BatchSummary"), "services.batch"),
+    "batch": "notebook.batch",
+    "Client": "net.client",
+    "Comparison": "notebook.compare",
+    "CostEstimate": "services.cost",
+    "ModelInfo": "services.catalog",
     **dict.fromkeys((
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
         "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
         "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
-        "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "_exceptions"),
-    "Request": "_request",
-    "Response": "_response",
-    **dict.fromkeys(("history", "last_response"), "_session"),
-    **dict.fromkeys(("Settings", "settings"), "_settings"),
-    "Tool": "_tools",
-    **dict.fromkeys(("Citation", "Step", "ToolCall", "ToolRun", "Usage"), "_types"),
+        "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "core.exceptions"),
+    "Request": "core.request",
+    "Response": "core.response",
+    **dict.fromkeys(("history", "last_response"), "session.state"),
+    **dict.fromkeys(("Settings", "settings"), "session.settings"),
+    "Tool": "core.tools",
+    **dict.fromkeys(("Citation", "Step", "ToolCall", "ToolRun", "Usage"), "core.types"),
 }
 
 
@@ -130,11 +152,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value  # once loaded, an ordinary attribute
         return value
-    if name.startswith("_") and not name.startswith("__"):  # a private module, e.g. aihubmix_magic._session
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError:
-            pass
+    if name in _LAYERS:  # a subpackage, e.g. aihubmix_magic.session (its modules are imported by name)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -146,7 +165,7 @@ def export_notebook(responses: Any, path: Any) -> Any:
     """Write `responses` (e.g. `history()`) to `path` as a notebook (nbformat v4) that reproduces them:
     per answer a `%%aihubmix` cell with its prompt, the answer as Markdown output, model, usage and
     timings in the cell metadata, never the key. Returns the path written."""
-    from ._notebook import export_notebook as export
+    from .notebook.export import export_notebook as export
 
     return export(responses, path)
 
@@ -155,7 +174,7 @@ def model_info(model: str, wait: float = 10.0) -> ModelInfo | None:
     """What AiHubMix's public model catalog says about `model` (prices per 1M tokens, context, max output,
     features, input modalities), or None if the catalog is unavailable or does not list it. The catalog
     is fetched on first use (waiting at most `wait` seconds) and kept on disk for a day."""
-    from ._catalog import lookup
+    from .services.catalog import lookup
 
     return lookup(model, wait)
 
@@ -165,7 +184,7 @@ _loaded: Any = None
 
 def panel() -> Any:
     """The control panel (an ipywidgets VBox) tied to `settings`: display it, or use `%aihubmix panel`."""
-    from ._widgets import Panel
+    from .notebook.widgets import Panel
 
     return Panel()
 
@@ -173,9 +192,9 @@ def panel() -> Any:
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext aihubmix_magic`: register the magics and the one-line display of our errors."""
     global _loaded
-    from ._exceptions import AihubmixError
-    from ._magics import AihubmixMagics, show_error
-    from ._session import last_response
+    from .core.exceptions import AihubmixError
+    from .notebook.magics import AihubmixMagics, show_error
+    from .session.state import last_response
 
     if _loaded is not None:
         _loaded.unlink()
@@ -188,7 +207,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     global _loaded
-    from ._exceptions import AihubmixError
+    from .core.exceptions import AihubmixError
 
     if ipython.custom_exceptions == (AihubmixError,):
         ipython.set_custom_exc((), None)

@@ -54,8 +54,8 @@ def main() -> None:
     os.environ["AIHUBMIX_CACHE_PATH"] = str(Path(tempfile.mkdtemp(prefix="aihubmix-bench-")) / "responses.sqlite")
     import httpx  # noqa: F401 - the imports a batch needs, in the baseline
 
-    from aihubmix_magic import _async, batch, settings  # noqa: F401
-    from aihubmix_magic._progress import TextProgress
+    from aihubmix_magic import batch, settings  # noqa: F401
+    from aihubmix_magic.notebook.progress import TextProgress
 
     settings.base_url = base_url
     settings.set_key("sk-bench-0123456789abcdefghijklmnop")
@@ -63,7 +63,7 @@ def main() -> None:
     baseline = _rss_mb()
     stream = Repaints()
     view = TextProgress(count, stream=stream)
-    import aihubmix_magic._batch as batch_module
+    import aihubmix_magic.services.batch as batch_module
 
     batch_module.progress_view = lambda progress, total: view  # the terminal view, on the recording stream
     started = time.perf_counter()

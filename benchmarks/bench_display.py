@@ -1,7 +1,7 @@
 """Row 2, display traffic: what the live display sends to the frontend for answers of 1k, 10k and 100k
 tokens, at 200 tokens/s and at full speed.
 
-Synthetic time: `aihubmix_magic._display.NotebookView` is driven directly, with a counting publisher
+Synthetic time: `aihubmix_magic.notebook.display.NotebookView` is driven directly, with a counting publisher
 and a synthetic clock (its `clock` and `arrived` arguments), so 100k tokens at 200 tokens/s take
 seconds instead of 8 minutes. The answer is the simulator's answer to `words=N`, cut into its tokens
 (one per word, as it streams them). Between deltas the driver calls `tick()` at the view's `deadline`,
@@ -69,7 +69,7 @@ def answer_tokens(words: int) -> list[str]:
 def drive(tokens: list[str], rate: float) -> dict:
     """Feed the tokens to a NotebookView at `rate` tokens/s of synthetic time; count what it publishes."""
     from aihubmix_magic import Response
-    from aihubmix_magic._display import NotebookView
+    from aihubmix_magic.notebook.display import NotebookView
 
     clock = [0.0]
     publisher = CountingPublisher()

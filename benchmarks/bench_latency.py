@@ -36,7 +36,7 @@ def answer_deltas(body: bytes) -> list[str]:
 
 def measure(deltas_wanted: int) -> tuple[list[float], int]:
     from aihubmix_magic import Client
-    from aihubmix_magic._display import NotebookView, consume
+    from aihubmix_magic.notebook.display import NotebookView, consume
 
     published: list[tuple[float, int]] = []  # (time, characters fed when it was published)
 

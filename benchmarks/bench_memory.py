@@ -43,7 +43,7 @@ def client_only(client) -> object:
 
 
 def magic_path(client) -> object:
-    from aihubmix_magic._display import NotebookView, consume
+    from aihubmix_magic.notebook.display import NotebookView, consume
 
     response = client.chat("bench", model="gpt-4o-mini", stream=True)
     view = NotebookView(NullPublisher())

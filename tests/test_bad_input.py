@@ -163,9 +163,9 @@ def test_a_client_with_a_base_url_that_is_not_a_url(sim, url):
 
 
 def test_a_bad_base_url_in_the_environment_does_not_break_the_import_but_sends_nothing():
-    code = ("import aihubmix_magic\n"
+    code = ("import aihubmix_magic, aihubmix_magic.session.state\n"
             "try:\n"
-            "    aihubmix_magic._session.client()\n"
+            "    aihubmix_magic.session.state.client()\n"
             "except aihubmix_magic.ConfigurationError as exc:\n"
             "    print(exc)\n")
     result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
@@ -176,9 +176,9 @@ def test_a_bad_base_url_in_the_environment_does_not_break_the_import_but_sends_n
 
 
 def test_choosing_a_base_url_replaces_a_bad_one_from_the_environment():
-    code = ("import aihubmix_magic\n"
+    code = ("import aihubmix_magic, aihubmix_magic.session.state\n"
             "aihubmix_magic.settings.base_url = 'http://127.0.0.1:9/v1'\n"
-            "print(aihubmix_magic._session.client().base_url)\n")
+            "print(aihubmix_magic.session.state.client().base_url)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"AIHUBMIX_BASE_URL": "not a url", "PATH": ""}, check=True)
     assert result.stdout.strip() == "http://127.0.0.1:9/v1"

@@ -315,7 +315,7 @@ def test_over_bad_input_is_a_usage_error(sim, ip, line, cell, message):
 
 
 def test_results_table_rows_and_limit(sim):
-    from aihubmix_magic._batch import results_table
+    from aihubmix_magic.notebook.batch import results_table
 
     settings.max_retries = 0
     results = batch(["a|b", "c", "d"], model="sim-flaky-500-1", concurrency=1, progress=False)
@@ -341,7 +341,7 @@ def test_answers_keep_their_final_json_as_bytes_until_read(sim):
 
 
 def test_environment_proxies_are_honoured_as_httpx_reads_them(monkeypatch):
-    from aihubmix_magic._async import _proxy_for
+    from aihubmix_magic.net.async_driver import _proxy_for
 
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
                  "NO_PROXY", "no_proxy"):

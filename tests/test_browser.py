@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aihubmix_magic._demo import DEMO_KEY
+from aihubmix_magic.notebook.demo import DEMO_KEY
 
 pytestmark = pytest.mark.browser
 

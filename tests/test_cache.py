@@ -8,8 +8,8 @@ from contextlib import closing
 import pytest
 
 from aihubmix_magic import AihubmixError, Client, batch, settings
-from aihubmix_magic._cache import ResponseCache, request_key
 from aihubmix_magic.simulator import Simulator
+from aihubmix_magic.store.cache import ResponseCache, request_key
 
 from .conftest import TEST_KEY
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import ModelInfo, _catalog, _cost, last_response, model_info, settings
-from aihubmix_magic._catalog import CatalogError, catalog_url, parse_catalog, parse_model
+from aihubmix_magic import ModelInfo, last_response, model_info, settings
+from aihubmix_magic.services import catalog as _catalog
+from aihubmix_magic.services import cost as _cost
+from aihubmix_magic.services.catalog import CatalogError, catalog_url, parse_catalog, parse_model
 from aihubmix_magic.simulator import CATALOG_FAULTS, CATALOG_MODELS, MODELS, Simulator
 from tests.conftest import TEST_KEY
 
@@ -150,7 +152,7 @@ def test_catalog_url_from_the_base_url(base, expected):
 
 
 def test_catalog_url_setting_is_validated():
-    from aihubmix_magic._settings import InvalidSettingError
+    from aihubmix_magic.session.settings import InvalidSettingError
 
     with pytest.raises(InvalidSettingError, match="not an http"):
         settings.catalog_url = "ftp://x"
@@ -290,9 +292,9 @@ def test_importing_the_catalog_and_cost_modules_does_not_import_httpx():
         "package = types.ModuleType('aihubmix_magic')\n"
         f"package.__path__ = [{str(ROOT / 'aihubmix_magic')!r}]\n"
         "sys.modules['aihubmix_magic'] = package  # its __init__ (which loads the client) is not run\n"
-        "import aihubmix_magic._catalog, aihubmix_magic._cost, aihubmix_magic._billing\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('httpx', 'aihubmix_magic._client', "
-        "'aihubmix_magic._settings', 'IPython')) and sys.modules[m] is not None))\n"
+        "import aihubmix_magic.services.catalog, aihubmix_magic.services.cost, aihubmix_magic.services.billing\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('httpx', 'aihubmix_magic.net.client', "
+        "'aihubmix_magic.session.settings', 'IPython')) and sys.modules[m] is not None))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -468,7 +470,7 @@ def test_models_bad_options_are_one_line_and_send_nothing(ip, sim, line, message
 # -- the panel's model picker -------------------------------------------------------------------------------
 def test_the_picker_shows_prices_and_badges_and_filters(sim):
     pytest.importorskip("ipywidgets")
-    from aihubmix_magic._widgets import Panel
+    from aihubmix_magic.notebook.widgets import Panel
 
     panel = Panel()
     try:
@@ -495,7 +497,7 @@ def test_the_picker_shows_prices_and_badges_and_filters(sim):
 
 def test_the_picker_without_a_catalog_lists_bare_ids():
     pytest.importorskip("ipywidgets")
-    from aihubmix_magic._widgets import Panel
+    from aihubmix_magic.notebook.widgets import Panel
 
     with Simulator(catalog="down") as server:
         settings.base_url = server.base_url

@@ -11,8 +11,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from aihubmix_magic import last_response, settings, simulator
-from aihubmix_magic._context import HEADING, describe
-from aihubmix_magic._fix import FIX_HEADING
+from aihubmix_magic.notebook.context import HEADING, describe
+from aihubmix_magic.notebook.fix import FIX_HEADING
 from tests.conftest import TEST_KEY
 
 

@@ -14,16 +14,16 @@ from aihubmix_magic import (
     CostEstimate,
     MissingKeyError,
     Usage,
-    _catalog,
-    _cost,
     batch,
     history,
     last_response,
     settings,
 )
-from aihubmix_magic._catalog import ModelInfo
-from aihubmix_magic._cost import PRICE_UNIT_TOKENS, cost_of, format_cost
-from aihubmix_magic._settings import InvalidSettingError
+from aihubmix_magic.services import catalog as _catalog
+from aihubmix_magic.services import cost as _cost
+from aihubmix_magic.services.catalog import ModelInfo
+from aihubmix_magic.services.cost import PRICE_UNIT_TOKENS, cost_of, format_cost
+from aihubmix_magic.session.settings import InvalidSettingError
 from aihubmix_magic.simulator import Simulator
 from tests.conftest import TEST_KEY
 
@@ -407,7 +407,7 @@ def test_an_estimate_leaves_out_the_items_already_answered(sim):
 
 def test_the_panel_shows_spend_budget_and_balance(ip, sim):
     pytest.importorskip("ipywidgets")
-    from aihubmix_magic._widgets import Panel
+    from aihubmix_magic.notebook.widgets import Panel
 
     panel = Panel()
     try:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from aihubmix_magic import last_response
-from aihubmix_magic._display import NotebookView
+from aihubmix_magic.notebook.display import NotebookView
 
 
 def tokenize(text: str) -> list[str]:
@@ -174,7 +174,7 @@ def test_reasoning_is_shown_above_the_answer(ip):
 def test_consume_paints_while_a_fast_stream_arrives(sim):
     """Tokens 20 ms apart never make a quiet gap: the painter must still look at them every interval."""
     from aihubmix_magic import Client
-    from aihubmix_magic._display import consume
+    from aihubmix_magic.notebook.display import consume
     from tests.conftest import TEST_KEY
 
     publisher = CountingPublisher()

@@ -11,8 +11,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from aihubmix_magic import last_response, settings
-from aihubmix_magic._context import HEADING
-from aihubmix_magic._fix import FIX_HEADING, SYSTEMS
+from aihubmix_magic.notebook.context import HEADING
+from aihubmix_magic.notebook.fix import FIX_HEADING, SYSTEMS
 
 BUGGY = "def mean(values):\n    return sum(values) / len(value)\n\nmean([3, 4, 5])"
 

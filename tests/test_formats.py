@@ -8,7 +8,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from aihubmix_magic import last_response
-from aihubmix_magic._formats import first_code_block, math_markdown
+from aihubmix_magic.notebook.formats import first_code_block, math_markdown
 
 
 @pytest.fixture(autouse=True)

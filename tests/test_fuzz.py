@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aihubmix_magic import AihubmixError, Client, Response
-from aihubmix_magic._streams import accumulator_for
+from aihubmix_magic.core.streams import accumulator_for
 
 EXAMPLES = int(__import__("os").environ.get("FUZZ_EXAMPLES", "300"))
 RUN_COUNT: dict[str, int] = {}
@@ -245,7 +245,7 @@ def test_events_of_the_wrong_shape_are_our_error_and_keep_the_text(client, endpo
        shape=st.sampled_from(["as is", "chat", "responses"]))
 def test_any_non_streamed_body_is_an_answer_or_our_own_error(endpoint, body, shape):
     count("non-streamed body")
-    from aihubmix_magic._protocol import complete as complete_from_json
+    from aihubmix_magic.core.protocol import complete as complete_from_json
 
     if shape == "chat":  # close to a real answer, so the deeper fields get exercised
         body = {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": body,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aihubmix_magic._http11 import HTTPProtocolError, ResponseParser, decoded_body
+from aihubmix_magic.net.http11 import HTTPProtocolError, ResponseParser, decoded_body
 
 JSON = b'{"id":"chatcmpl-1","choices":[{"message":{"role":"assistant","content":"Hi \\u00e9"}}]}'
 PLAIN = (b"HTTP/1.1 200 OK\r\nServer: sim\r\nContent-Type: application/json\r\nContent-Length: "

@@ -7,7 +7,8 @@ import base64
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import _session, last_response
+from aihubmix_magic import last_response
+from aihubmix_magic.session import state as _session
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

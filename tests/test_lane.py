@@ -14,9 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from aihubmix_magic import APIConnectionError, APITimeoutError, _lane, batch, settings
-from aihubmix_magic._async import AsyncDriver, _HttpxLane
-from aihubmix_magic._lane import Lane, Origin
+from aihubmix_magic import APIConnectionError, APITimeoutError, batch, settings
+from aihubmix_magic.net import lane as _lane
+from aihubmix_magic.net.async_driver import AsyncDriver, _HttpxLane
+from aihubmix_magic.net.lane import Lane, Origin
 from aihubmix_magic.simulator import Simulator
 
 BODY = json.dumps({"model": "sim-echo", "messages": [{"role": "user", "content": "hello"}]}).encode()

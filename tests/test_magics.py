@@ -191,7 +191,7 @@ def test_help_lists_options(shell, capsys):
 def test_a_key_entered_in_demo_mode_waits_for_demo_off(ip, sim, monkeypatch, capsys):
     import getpass
 
-    from aihubmix_magic._demo import DEMO_KEY
+    from aihubmix_magic.notebook.demo import DEMO_KEY
 
     new_key = "sk-entered-during-demo-abcdefghijklmnop"
     ip.run_line_magic("aihubmix", "demo")
@@ -200,7 +200,7 @@ def test_a_key_entered_in_demo_mode_waits_for_demo_off(ip, sim, monkeypatch, cap
     assert "answers stay simulated" in capsys.readouterr().out
     assert settings.api_key == DEMO_KEY  # the real key is not sent to the simulator
     ip.run_cell_magic("aihubmix", "", "hello")
-    from aihubmix_magic import _session
+    from aihubmix_magic.session import state as _session
 
     assert _session.current().demo_server.requests[-1].headers["authorization"] == f"Bearer {DEMO_KEY}"
     ip.run_line_magic("aihubmix", "demo off")

@@ -6,8 +6,8 @@ import os
 
 import httpx
 
-from aihubmix_magic import _catalog
-from aihubmix_magic._async import _proxy_for
+from aihubmix_magic.net.async_driver import _proxy_for
+from aihubmix_magic.services import catalog as _catalog
 from aihubmix_magic.simulator import Simulator
 
 

@@ -10,7 +10,8 @@ import pytest
 from IPython.core.error import UsageError
 
 import aihubmix_magic
-from aihubmix_magic import AuthenticationError, _session, export_notebook, history, last_response, settings
+from aihubmix_magic import AuthenticationError, export_notebook, history, last_response, settings
+from aihubmix_magic.session import state as _session
 
 CANARY = "sk-canary-DO-NOT-LEAK-7f3a9c1e5b"
 
@@ -113,7 +114,7 @@ def test_refuses_to_write_a_key_it_finds(tmp_path):
 
 
 def export_notebook_with_key(responses, path, key):
-    from aihubmix_magic._notebook import export_notebook as export
+    from aihubmix_magic.notebook.export import export_notebook as export
 
     return export(responses, path, api_key=key)
 
@@ -166,7 +167,7 @@ def test_import_stays_light():
             "print([m for m in ('nbformat', 'ipywidgets', 'pandas') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    code = "import sys, aihubmix_magic._notebook; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
+    code = "import sys, aihubmix_magic.notebook.export; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
 
@@ -181,8 +182,8 @@ def replay(ip, nb) -> list:
 
 
 def test_conversation_and_threads_round_trip(ip, sim, tmp_path):
-    pytest.importorskip("aihubmix_magic._threads")
-    from aihubmix_magic import _session
+    pytest.importorskip("aihubmix_magic.services.threads")
+    from aihubmix_magic.session import state as _session
 
     start = len(history())
     ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "My name is Ada. Say hello.")
@@ -212,7 +213,7 @@ def test_conversation_and_threads_round_trip(ip, sim, tmp_path):
 
 
 def test_formats_images_and_braces_round_trip(ip, sim, tmp_path):
-    pytest.importorskip("aihubmix_magic._formats")
+    pytest.importorskip("aihubmix_magic.notebook.formats")
     png = tmp_path / "dot.png"
     png.write_bytes(bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -238,7 +239,7 @@ def test_formats_images_and_braces_round_trip(ip, sim, tmp_path):
 
 
 def test_comparison_becomes_one_compare_cell(ip, sim, tmp_path):
-    pytest.importorskip("aihubmix_magic._compare")
+    pytest.importorskip("aihubmix_magic.notebook.compare")
     start = len(history())
     ip.run_cell_magic("aihubmix", '--compare gpt-4o-mini,claude-haiku-4-5 -s "Be brief."', "Define entropy.")
     comparison = history()[start]

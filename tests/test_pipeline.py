@@ -27,11 +27,11 @@ from aihubmix_magic import (
     ModelNotFoundError,
     RateLimitError,
     Request,
-    _session,
     batch,
     settings,
 )
-from aihubmix_magic import _protocol as protocol
+from aihubmix_magic.core import protocol as protocol
+from aihubmix_magic.session import state as _session
 from aihubmix_magic.simulator import FAULT_MODELS
 from tests.conftest import TEST_KEY
 

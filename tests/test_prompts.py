@@ -182,7 +182,7 @@ def test_aliases(ip, sim, folders, capsys):
 
 def test_the_panel_offers_aliases(ip, sim, folders):
     pytest.importorskip("ipywidgets")
-    from aihubmix_magic._widgets import Panel
+    from aihubmix_magic.notebook.widgets import Panel
 
     ip.run_line_magic("aihubmix", "alias fast gpt-4o-mini")
     panel = Panel()

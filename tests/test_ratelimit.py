@@ -9,8 +9,8 @@ import re
 import pytest
 
 from aihubmix_magic import RateLimitError, batch, settings
-from aihubmix_magic import _protocol as protocol
-from aihubmix_magic._ratelimit import Limiter, RateHeaders, is_throttle, parse_duration, retry_after
+from aihubmix_magic.core import protocol as protocol
+from aihubmix_magic.core.ratelimit import Limiter, RateHeaders, is_throttle, parse_duration, retry_after
 from aihubmix_magic.simulator import Simulator
 
 NOW = 1_700_000_000.0  # a wall clock time for HTTP dates and Unix-time resets

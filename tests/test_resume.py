@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from aihubmix_magic import batch, settings
-from aihubmix_magic._cache import ResponseCache
-from aihubmix_magic._journal import journal_for, journal_path
+from aihubmix_magic.store.cache import ResponseCache
+from aihubmix_magic.store.journal import journal_for, journal_path
 
 from .conftest import TEST_KEY
 

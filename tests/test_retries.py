@@ -23,7 +23,7 @@ from aihubmix_magic import (
     last_response,
     settings,
 )
-from aihubmix_magic._exceptions import APIStatusError
+from aihubmix_magic.core.exceptions import APIStatusError
 from tests.conftest import TEST_KEY
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aihubmix_magic._sse import SSEDecoder, iter_events
+from aihubmix_magic.core.sse import SSEDecoder, iter_events
 
 
 def decode(*chunks: bytes) -> list[tuple]:

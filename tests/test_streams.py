@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aihubmix_magic._exceptions import APIConnectionError, APIResponseError
-from aihubmix_magic._sse import iter_events
-from aihubmix_magic._streams import DONE, ChatAccumulator, ResponsesAccumulator
-from aihubmix_magic._types import check_body, fields_from_raw
+from aihubmix_magic.core.exceptions import APIConnectionError, APIResponseError
+from aihubmix_magic.core.sse import iter_events
+from aihubmix_magic.core.streams import DONE, ChatAccumulator, ResponsesAccumulator
+from aihubmix_magic.core.types import check_body, fields_from_raw
 
 
 def chat_chunk(delta=None, finish=None, usage=None, choices=True):

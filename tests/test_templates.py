@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from aihubmix_magic import settings
-from aihubmix_magic._templates import dataframe_markdown, render_template
+from aihubmix_magic.notebook.templates import dataframe_markdown, render_template
 from tests.conftest import TEST_KEY
 
 
@@ -112,7 +112,7 @@ def test_template_max_rows_is_validated():
 
 
 def test_the_key_never_goes_into_a_prompt(ip, sim):
-    from aihubmix_magic import _session
+    from aihubmix_magic.session import state as _session
 
     ip.user_ns["hub"] = {"client": _session.client(), "settings": settings}
     before = sim.request_count

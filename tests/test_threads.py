@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import APIResponseError, _session, _threads, last_response
+from aihubmix_magic import APIResponseError, last_response
+from aihubmix_magic.services import threads as _threads
+from aihubmix_magic.session import state as _session
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from aihubmix_magic import BadRequestError, BatchInputError, ToolCall, Usage, batch
-from aihubmix_magic._tools import DECLINED
+from aihubmix_magic.core.tools import DECLINED
 from tests.conftest import TEST_KEY
 
 ENDPOINTS = ["chat", "responses"]
@@ -185,7 +185,7 @@ def test_web_search_citations(client, sim, endpoint, stream):
 
 def test_citations_from_links_in_the_text():
     from aihubmix_magic import Request, Response
-    from aihubmix_magic._protocol import request_body, response_from_json
+    from aihubmix_magic.core.protocol import request_body, response_from_json
 
     text = "See [the docs](https://docs.example.org/a) and https://example.net/b, or [the docs](https://docs.example.org/a)."
     raw = {"id": "x", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
@@ -225,7 +225,7 @@ def test_batch_with_tools_needs_approval_up_front(sim):
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_an_interrupt_between_steps_keeps_what_ran(client, sim, endpoint):
-    from aihubmix_magic._toolloop import ToolLoopInterrupted
+    from aihubmix_magic.core.toolloop import ToolLoopInterrupted
 
     asked = []
 
@@ -248,8 +248,8 @@ def test_the_simulators_tool_call_streams_split_the_arguments(sim, endpoint):
     """Several calls by index (chat) / output index (responses), each one's arguments in several pieces."""
     import httpx
 
-    from aihubmix_magic._protocol import request_body
-    from aihubmix_magic._request import Request
+    from aihubmix_magic.core.protocol import request_body
+    from aihubmix_magic.core.request import Request
 
     body = request_body(Request(model="sim-parallel-tools", prompt="weather?", endpoint=endpoint, stream=True,
                                 tools=(get_weather, get_time)))

@@ -11,7 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from aihubmix_magic import StreamInterruptedError, export_notebook, last_response, settings
-from aihubmix_magic._tools import DECLINED
+from aihubmix_magic.core.tools import DECLINED
 from tests.conftest import TEST_KEY
 
 
@@ -242,8 +242,8 @@ def test_loading_the_extension_does_not_load_the_tool_modules():
 
     code = ("import sys; from IPython.testing.globalipapp import start_ipython; ip = start_ipython(); "
             "ip.run_line_magic('load_ext', 'aihubmix_magic'); "
-            "print(sorted(m for m in ('aihubmix_magic._tools', 'aihubmix_magic._toolloop', 'aihubmix_magic._approval',"
-            " 'aihubmix_magic._toolcell', 'ipywidgets', 'httpx') if m in sys.modules))")
+            "print(sorted(m for m in ('aihubmix_magic.core.tools', 'aihubmix_magic.core.toolloop', 'aihubmix_magic.notebook.approval',"
+            " 'aihubmix_magic.notebook.toolcell', 'ipywidgets', 'httpx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
@@ -252,8 +252,8 @@ def test_loading_the_extension_does_not_load_the_tool_modules():
 
 
 def test_what_the_model_said_before_its_calls_is_in_the_step(tools, sim):
-    from aihubmix_magic._toolcell import step_block
-    from aihubmix_magic._types import Step, ToolRun
+    from aihubmix_magic.core.types import Step, ToolRun
+    from aihubmix_magic.notebook.toolcell import step_block
 
     class Said:
         text = "Let me look that up."

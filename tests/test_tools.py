@@ -12,8 +12,8 @@ import pydantic
 import pytest
 
 from aihubmix_magic import Request, Response, Tool, ToolCall, ToolDefinitionError
-from aihubmix_magic import _protocol as protocol
-from aihubmix_magic._tools import DECLINED, MAX_RESULT_CHARS, describe_tools, result_text, run_call
+from aihubmix_magic.core import protocol as protocol
+from aihubmix_magic.core.tools import DECLINED, MAX_RESULT_CHARS, describe_tools, result_text, run_call
 
 
 class Unit(enum.Enum):

@@ -21,7 +21,7 @@ from aihubmix_magic.simulator import MODELS
 ipywidgets = pytest.importorskip("ipywidgets")
 from ipywidgets.widgets.widget import _instances  # noqa: E402  (the live widget registry)
 
-from aihubmix_magic._widgets import Panel  # noqa: E402
+from aihubmix_magic.notebook.widgets import Panel  # noqa: E402
 
 CANARY = "sk-canary-Zq9Xw8Vu7Ts6Rr5Qp4Oo3"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -1,0 +1,293 @@
+"""`batch()`: many prompts at once, from a list, a Series or a DataFrame, with a progress bar.
+
+This is the entry point: it reads the settings and the kernel's session (its client, cache and journal),
+builds one typed `Request` per prompt, checks the budget and the catalog's notes before anything is sent,
+and hands the requests to the engine in `services.batch`, which sends them concurrently, paced to the
+server's rate limits, and journals them (see its docstring for how it runs). `results_table` is the
+`--over` cell's table of the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from ..core.exceptions import BatchInputError, InvalidRequestError
+from ..core.request import ENDPOINTS, Request
+from ..services import cost as _cost
+from ..services.batch import OK_STATUSES, BatchResults, BatchSummary, _Run
+from .progress import progress_view
+
+__all__ = ["BatchResults", "BatchSummary", "batch", "check_template", "results_table"]
+
+
+def batch(
+    prompts: Iterable[str] | Any,
+    model: str | None = None,
+    endpoint: str | None = None,
+    concurrency: int = 8,
+    template: str | None = None,
+    *,
+    progress: bool | str = True,
+    cache: bool | None = None,
+    estimate: bool = False,
+    approve: Any = None,
+    max_steps: int | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    resume: bool = True,
+    **params: Any,
+) -> Any:  # a BatchResults for a list; a pandas Series for a Series or DataFrame
+    """Send many prompts concurrently; return the answers in input order.
+
+    `prompts`: a list of strings, a pandas Series, or a pandas DataFrame with a `template` that names its
+    columns (`"Classify: {review}"`). For a list or a Series the template is optional and `{}` stands for
+    the value. Literal braces in a template are doubled: `{{` and `}}`.
+
+    `model`, `endpoint` ("chat" or "responses") and the request parameters (`system`, `temperature`,
+    `top_p`, `max_tokens`, `reasoning_effort`, or any other body field such as `response_format`) default
+    to `aihubmix_magic.settings`. At most `concurrency` requests are in flight at once.
+
+    Returns a `BatchResults` (a list of `Response`, with `.summary` and `.partial`) for a list, or for a
+    Series/DataFrame a pandas Series of answer texts with the same index, where an item that failed or was
+    cancelled is missing (`None`/NaN: `.isna()` finds it); its `attrs["responses"]` holds the
+    BatchResults and `attrs["summary"]` the BatchSummary. A failed item has status "failed" and `.error`.
+    An interrupt (Ctrl-C, or the kernel's stop button) keeps what finished: the other items have status
+    "cancelled" and `summary.partial` is True.
+
+    Rate limits: a 429 (or a 503/529 "overloaded") slows the whole batch down (the server's
+    `retry-after` and `x-ratelimit-*` headers are honoured, the concurrency is halved and grows back), and
+    such items are retried until they succeed or no item has finished for `settings.rate_limit_patience`
+    seconds (10 minutes). `rpm` / `tpm`: send at most that many requests / tokens a minute (tokens are
+    estimated before a request, from its length and `max_tokens`, and corrected by each answer's usage).
+
+    `resume`: finished answers are journaled as they arrive, so the same call run again after an
+    interrupt, an error or a kernel crash sends only the items that had not finished (`summary.resumed`
+    counts the others); once every item is answered the journal forgets the batch. False: no journal.
+
+    `progress`: True (a widget bar in a notebook, a text line in a terminal), False, "notebook" or
+    "terminal". `cache`: None follows `settings.cache`, True/False forces it for this batch.
+
+    `estimate=True` sends nothing and returns a `CostEstimate`: input tokens estimated from the text, output
+    tokens from `max_tokens` (or an assumed 500 per item), at the model catalog's prices. With a session
+    budget (`settings.budget`) a batch is refused (BudgetExceededError) when it is already used up, and stops
+    starting items when it runs out: the finished ones are kept, the rest are "cancelled".
+
+    `tools=[f, g]`: Python functions the model may call for each item (the tool loop, at most `max_steps`
+    steps, default 8; each Response has `.steps`). Nobody can answer a prompt per call in a batch, so it
+    needs `approve=True` (run every call) or `approve=callable(call) -> bool`; anything else is a
+    BatchInputError before anything is sent. The calls run on a helper thread, one at a time.
+    """
+    from ..session import state as _session
+    from ..session.settings import settings
+
+    texts, index = _prompt_texts(prompts, template)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise BatchInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}")
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+                                  or value == float("inf")):
+            raise BatchInputError(f"{name} must be a positive number (a limit per minute), not {value!r}")
+    endpoint = endpoint or settings.endpoint
+    if endpoint not in ENDPOINTS:
+        raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
+    requests = _requests(texts, endpoint, model or settings.model, params)
+    tool_loop = _tool_options(requests, approve, max_steps)
+    session = _session.current()
+    client = session.client()
+    response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
+    journal = session.journal() if resume and requests else None
+    run = _Run(client, requests, concurrency, response_cache, journal=journal, rpm=rpm, tpm=tpm,
+               patience=settings.rate_limit_patience)
+    if estimate:  # the items the cache or an earlier run answered cost nothing more
+        answered = run._from_cache() + run._from_journal()
+        todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
+        return _cost.estimate_batch(todo, endpoint, model=requests[0].model if requests else None,
+                                    answered=answered)
+    _cost.check_budget()  # BudgetExceededError before anything is sent
+    client._headers()  # MissingKeyError now, before anything is sent
+    if requests:  # the catalog's notes on the model (a budget without its price, no vision…), as a cell shows them
+        from ..services.catalog import request_warnings_for
+        from .live import show_notes
+
+        show_notes(request_warnings_for(requests[0], budget_set=settings.budget is not None))  # every item has the model and options of the first
+    run.tool_loop = tool_loop
+    results = run.execute(progress_view(progress, len(requests)) if requests else None)
+    if index is None:
+        return results
+    import pandas as pd
+
+    series = pd.Series(results.texts(), index=index, name="answer")
+    series.attrs["responses"] = results
+    series.attrs["summary"] = results.summary
+    return series
+
+
+# -- input ---------------------------------------------------------------------------------------------
+def _prompt_texts(prompts: Any, template: str | None) -> tuple[list[str], Any]:
+    """The prompts as strings, and the pandas index to give the answers (None for a list)."""
+    pd = sys.modules.get("pandas")
+    if template is not None and (not isinstance(template, str) or not template.strip()):
+        raise BatchInputError("The template is empty: write the prompt, with {} (or {column}) where each value goes.")
+    if pd is not None and isinstance(prompts, pd.DataFrame):
+        if template is None:
+            raise BatchInputError(
+                "A DataFrame needs a template naming its columns, e.g. template=\"Classify: {review}\" "
+                f"(columns: {', '.join(map(str, prompts.columns))})."
+            )
+        rows = prompts.to_dict("records")
+        return [_fill(template, row, None, number) for number, row in enumerate(rows)], prompts.index
+    if pd is not None and isinstance(prompts, pd.Series):
+        values, index = prompts.tolist(), prompts.index
+    elif isinstance(prompts, (str, bytes)):
+        raise BatchInputError("batch() takes a list of prompts, not one string: use [prompt] or %%aihubmix.")
+    elif isinstance(prompts, dict) or not isinstance(prompts, Iterable):
+        raise BatchInputError(
+            f"batch() takes a list of prompts, a pandas Series or a DataFrame, not {type(prompts).__name__}."
+        )
+    else:
+        values, index = list(prompts), None
+    if template is not None:
+        texts = [_fill(template, None, value, number) for number, value in enumerate(values)]
+    else:
+        for number, value in enumerate(values):
+            if not isinstance(value, str):
+                raise BatchInputError(
+                    f"Item {number} is a {type(value).__name__}, not a string: pass template=\"... {{}} ...\" "
+                    "to put each value into a prompt."
+                )
+        texts = list(values)
+    for number, text in enumerate(texts):
+        if not text.strip():
+            raise BatchInputError(f"Item {number} is an empty prompt; nothing was sent.")
+    return texts, index
+
+
+def _fill(template: str, row: dict | None, value: Any, number: int) -> str:
+    try:
+        return template.format(**row) if row is not None else template.format(value)
+    except KeyError as exc:
+        known = f" (columns: {', '.join(map(str, row))})" if row is not None else " (use {} for the value)"
+        raise BatchInputError(f"The template names {{{exc.args[0]}}}, which item {number} does not have{known}.") from None
+    except IndexError:
+        raise BatchInputError(
+            "The template has {} but a DataFrame row has named fields: write {column} instead."
+            if row is not None else "The template has more than one {}: each item has one value."
+        ) from None
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise BatchInputError(f"The template cannot be filled in: {exc} (write literal braces as {{{{ and }}}}).") from None
+
+
+def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Request:
+    """The typed request for one prompt: `params` over the settings (any other name is a body field)."""
+    from ..session.settings import settings
+
+    values = dict(params)
+    values.pop("stream", None)
+    values.pop("stream_options", None)
+    if not model or not model.strip():
+        raise BatchInputError("No model: pass model=… or `%aihubmix use MODEL`.")
+    fields: dict[str, Any] = {name: values.pop(name) for name in ("temperature", "top_p", "reasoning_effort", "store",
+                                                                 "previous_response_id", "tools", "web_search")
+                              if name in values}
+    fields["max_tokens"] = values.pop("max_tokens", None)
+    fields["system"] = values.pop("system", None)
+    if endpoint == "responses":
+        fields["system"] = values.pop("instructions", None) or fields["system"]
+        fields["max_tokens"] = values.pop("max_output_tokens", None) or fields["max_tokens"]
+    try:
+        return Request.from_settings(settings, prompt=text, model=model, endpoint=endpoint, stream=False,
+                                     extra=values, **fields)
+    except InvalidRequestError as exc:
+        raise BatchInputError(str(exc)) from None
+
+
+def _requests(texts: list[str], endpoint: str, model: str, params: dict[str, Any]) -> list[Request]:
+    """One typed request per prompt: the first built and checked in full, the others copies of it with
+    their own prompt."""
+    if not texts:
+        return []
+    first = _request(texts[0], endpoint, model, params)
+    requests = [first]
+    try:
+        requests.extend(first.with_prompt(text) for text in texts[1:])
+    except InvalidRequestError as exc:
+        raise BatchInputError(str(exc)) from None
+    return requests
+
+
+def _tool_options(requests: list[Request], approve: Any, max_steps: int | None) -> dict[str, Any] | None:
+    """The tool loop's options when the requests offer Python functions (None if they do not); a batch
+    cannot ask, so approval must be given up front."""
+    from ..core.protocol import DEFAULT_MAX_STEPS, has_runnable_tools
+
+    if not requests or not has_runnable_tools(requests[0]):
+        if approve is not None or max_steps is not None:
+            raise BatchInputError("approve= and max_steps= go with tools=[...] (Python functions).")
+        return None
+    if approve is not True and not callable(approve):
+        raise BatchInputError("batch() with tools needs approve=True (run every call) or approve=a function "
+                              "(call) -> bool: nobody can answer a prompt for each call of a batch.")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise BatchInputError(f"max_steps must be a whole number of at least 1, not {max_steps!r}")
+    return {"approve": approve, "max_steps": max_steps or DEFAULT_MAX_STEPS}
+
+
+# -- for %%aihubmix --over -------------------------------------------------------------------------------
+def check_template(template: str, items: Any) -> None:
+    """A cell used as a template must have a field ({} or {column}); BatchInputError if not."""
+    import string
+
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise BatchInputError(f"The cell cannot be a template: {exc} (write literal braces as {{{{ and }}}}).") from None
+    if not fields:
+        pd = sys.modules.get("pandas")
+        where = "{column}" if pd is not None and isinstance(items, pd.DataFrame) else "{}"
+        raise BatchInputError(f"The cell is the template: put {where} where each item goes.")
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        content = body["messages"][-1].get("content", "")
+    else:
+        content = body.get("input", "")
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+
+
+def _cell(value: object, limit: int) -> str:
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> dict:
+    """Display data for a batch's results: a Markdown table, one row per item (the progress view has
+    already shown the summary)."""
+    responses = results.attrs["responses"] if hasattr(results, "attrs") else results
+    labels = list(results.index) if hasattr(results, "index") and not isinstance(results, list) else None
+    if labels is None:
+        labels = list(range(len(responses)))
+    markdown = ["| | prompt | answer | status |", "|---|---|---|---|"]
+    plain = []
+    for label, response in list(zip(labels, responses, strict=True))[:limit]:
+        if response.status in OK_STATUSES:
+            answer = response.text
+        elif response.error is not None:
+            answer = f"{type(response.error).__name__}: {response.error}"
+        else:
+            answer = ""
+        prompt = _prompt_text(response.request)
+        markdown.append(f"| {_cell(label, 20)} | {_cell(prompt, 60)} | {_cell(answer, 100)} | {response.status} |")
+        plain.append(f"{_cell(label, 20)}\t{response.status}\t{_cell(answer, 100)}")
+    notes = []
+    if len(responses) > limit:
+        notes.append(f"… {len(responses) - limit} more" + (f" (all in `{out}`)" if out else ""))
+    return {
+        "text/markdown": "\n".join(markdown) + "".join(f"\n\n<sub>{note}</sub>" for note in notes),
+        "text/plain": "\n".join(plain + notes),
+    }
