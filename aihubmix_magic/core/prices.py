@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
@@ -245,7 +246,7 @@ SMALLEST_SHOWN = 0.0001  # USD; anything above zero and below this is shown as "
 
 
 # -- one answer -----------------------------------------------------------------------------------------------
-def cost_of(usage, info: ModelInfo | None) -> float | None:
+def cost_of(usage: Any, info: ModelInfo | None) -> float | None:
     """USD for `usage` (a Usage) at `info`'s prices, or None when either is missing."""
     if usage is None or info is None or not info.priced:
         return None

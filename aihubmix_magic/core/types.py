@@ -323,9 +323,9 @@ def check_body(endpoint: str, body: object) -> dict[str, Any]:
     return body
 
 
-def dataframe_markdown(frame, max_rows: int = 20) -> str:
+def dataframe_markdown(frame: Any, max_rows: int = 20) -> str:
     """A DataFrame as a Markdown table: the index first, at most `max_rows` rows, then "… N more rows"."""
-    def cell(value) -> str:
+    def cell(value: object) -> str:
         return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
     index_name = " / ".join(str(n) for n in frame.index.names if n is not None)
