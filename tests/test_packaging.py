@@ -125,9 +125,11 @@ def test_the_wheel_holds_the_package_and_the_licence_only(built):
         names = wheel.namelist()
     dist_info = built["wheel"].name.split("-py3")[0] + ".dist-info"
     package = {name for name in names if name.startswith(f"{NAME}/")}
-    expected = {f"{NAME}/{path.name}" for path in (built["source"] / NAME).iterdir()
-                if path.suffix == ".py" or path.name == "py.typed"}
-    assert {f"{NAME}/__init__.py", f"{NAME}/simulator.py", f"{NAME}/py.typed"} <= expected
+    source = built["source"]
+    expected = {path.relative_to(source).as_posix() for path in (source / NAME).rglob("*")
+                if (path.suffix == ".py" or path.name == "py.typed") and "__pycache__" not in path.parts}
+    assert {f"{NAME}/__init__.py", f"{NAME}/simulator/__init__.py", f"{NAME}/core/protocol.py",
+            f"{NAME}/py.typed"} <= expected
     assert package == expected
     assert f"{dist_info}/licenses/LICENSE" in names
     assert [name for name in names if not name.startswith((f"{NAME}/", f"{dist_info}/"))] == [], names

@@ -253,12 +253,13 @@ def test_retry_after_is_honoured_within_60_seconds():
 def test_transport_failures_by_phase():
     redactor = protocol.Redactor(TEST_KEY)
     timeout, broken = httpx.ReadTimeout("slow"), httpx.RemoteProtocolError(f"peer closed {TEST_KEY}")
-    send = protocol.transport_failure(broken, phase="send", base_url="b", redactor=redactor)
+    send = protocol.transport_failure(broken, timeout=False, phase="send", base_url="b", redactor=redactor)
     assert isinstance(send.error, APIConnectionError) and send.retryable and TEST_KEY not in str(send.error)
-    assert isinstance(protocol.transport_failure(timeout, phase="send", base_url="b", redactor=redactor).error,
-                      APITimeoutError)
+    assert isinstance(protocol.transport_failure(timeout, timeout=True, phase="send", base_url="b",
+                                                 redactor=redactor).error, APITimeoutError)
     for phase in ("read", "stream", "models"):
-        failure = protocol.transport_failure(timeout, phase=phase, base_url="b", redactor=redactor, read_timeout=5)
+        failure = protocol.transport_failure(timeout, timeout=True, phase=phase, base_url="b", redactor=redactor,
+                                             read_timeout=5)
         assert isinstance(failure.error, APITimeoutError) and not failure.retryable
 
 
