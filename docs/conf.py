@@ -11,6 +11,7 @@ turns demo mode on and every answer comes from the simulator on loopback (no net
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -29,6 +30,7 @@ for name in ("AIHUBMIX_API_KEY", "AIHUBMIX_BASE_URL", "AIHUBMIX_MODEL"):
     os.environ.pop(name, None)
 # a fresh response cache and personal folder for each build: answers are simulated, never old ones from a cache
 _SCRATCH = Path(tempfile.mkdtemp(prefix="aihubmix-docs-"))
+atexit.register(shutil.rmtree, _SCRATCH, True)
 os.environ["AIHUBMIX_CACHE_PATH"] = str(_SCRATCH / "cache" / "responses.sqlite")
 os.environ["AIHUBMIX_CONFIG_DIR"] = str(_SCRATCH / "config")
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
