@@ -65,7 +65,7 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples/data", "exampl
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # MyST
-myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "substitution"]
+myst_enable_extensions = ["colon_fence", "deflist", "substitution"]  # no dollarmath: "$1.00 | $5.00" is prices
 # the error tree, as the errors module draws it in its docstring (wherever that module lives)
 _errors_doc = sys.modules[aihubmix_magic.AihubmixError.__module__].__doc__ or ""
 myst_substitutions = {"error_tree": "```text\n" + _errors_doc.strip() + "\n```"}
@@ -77,6 +77,7 @@ nb_execution_timeout = 120  # seconds per cell
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs have tables (%aihubmix models, --over); CommonMark has none
 # A JSON answer (-f json) is displayed as application/json, text/markdown (a fenced block) and text/plain;
 # MyST-NB renders every type of a bundle before picking one for HTML (the Markdown here), and has no
 # renderer for application/json: the warning is about that unused alternative
