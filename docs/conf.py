@@ -58,7 +58,6 @@ release = version = aihubmix_magic.__version__
 extensions = [
     "myst_nb",  # MyST Markdown pages and executed notebooks
     "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",  # Google-style `Args:` sections in the docstrings
     "sphinx.ext.viewcode",
 ]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples/data", "examples/.aihubmix", "**/.ipynb_checkpoints"]
@@ -68,7 +67,24 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 myst_enable_extensions = ["colon_fence", "deflist", "substitution"]  # no dollarmath: "$1.00 | $5.00" is prices
 # the error tree, as the errors module draws it in its docstring (wherever that module lives)
 _errors_doc = sys.modules[aihubmix_magic.AihubmixError.__module__].__doc__ or ""
-myst_substitutions = {"error_tree": "```text\n" + _errors_doc.strip() + "\n```"}
+
+
+def _settings_table() -> str:
+    """Every setting (a traitlet tagged config=True), its default and its help, in the order they are defined."""
+    from traitlets import TraitType
+
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    seen: set[str] = set()
+    for klass in reversed(aihubmix_magic.Settings.__mro__):
+        for name, trait in vars(klass).items():
+            if isinstance(trait, TraitType) and trait.metadata.get("config") and name not in seen:
+                seen.add(name)
+                meaning = " ".join(trait.help.split()).replace("|", "\\|")
+                rows.append(f"| `{name}` | `{trait.default_value!r}` | {meaning} |")
+    return "\n".join(rows)
+
+
+myst_substitutions = {"error_tree": "```text\n" + _errors_doc.strip() + "\n```", "settings_table": _settings_table()}
 myst_heading_anchors = 3
 
 # MyST-NB: run every notebook at every build; a cell that fails (unless tagged raises-exception) fails it
@@ -84,12 +100,12 @@ nb_render_markdown_format = "myst"  # Markdown outputs have tables (%aihubmix mo
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
 # autodoc: the public names, as `aihubmix_magic.X` (the private modules may move)
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_member_order = "bysource"
+autodoc_class_signature = "separated"  # a class's fields are its documented attributes, not a long signature
+default_role = "code"  # the docstrings are written with Markdown's `code` spans
 autodoc_typehints = "description"
 autodoc_preserve_defaults = True
-napoleon_google_docstring = True
-napoleon_numpy_docstring = False
 
 # HTML: the PyData theme
 html_theme = "pydata_sphinx_theme"
@@ -117,5 +133,14 @@ class NestedTransitionsToRules(SphinxTransform):
                 transition.replace_self(nodes.raw("", "<hr/>", format="html"))
 
 
+def _skip_constructors(app, what, name, obj, skip, options):
+    """A constructor is documented for the classes users build (`Client`, `Request`, `Tool`); the value
+    types they are handed (Response, Usage, ...) show their fields as attributes instead."""
+    if name == "__init__":
+        return getattr(obj, "__qualname__", "").split(".")[0] not in {"Client", "Request", "Tool"}
+    return None
+
+
 def setup(app):
     app.add_transform(NestedTransitionsToRules)
+    app.connect("autodoc-skip-member", _skip_constructors)
