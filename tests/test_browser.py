@@ -2,8 +2,12 @@
 
 A notebook loads the extension, turns demo mode on, shows the control panel; the test picks another model
 and endpoint in the panel with the mouse and keyboard, enters a key in the panel's password field, runs a
-`%%aihubmix` cell, and checks what the page shows while the answer streams and once it is done (the
-footer with what the answer cost is photographed into test-artifacts/footer.png for the README).
+`%%aihubmix` cell, and checks what the page shows while the answer streams and once it is done.
+
+The pictures in the documentation and the README are taken here, in real JupyterLab, and written to
+docs/_static/screenshots/ (committed, so they change when the UI does): a streamed answer with its footer
+(answer.png) and its end alone (footer.png), the control panel (panel.png), compare columns (compare.png), the tool approval prompt
+(tool-approval.png), a batch's progress bar and summary (batch.png).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--proxy-server=http://127.0.0.1:9",
                  "--proxy-bypass-list=127.0.0.1;localhost"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
 CANARY = "sk-canary-browser-4f7a9c2e1b8d6e3f"
 KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{20,}")
 CHOSEN_MODEL = "claude-haiku-4-5"
@@ -157,12 +162,12 @@ def _compare_columns_grow_together(page, cell, wait_done) -> None:
 
 
 def _footer_picture(page, cell, output) -> None:
-    """The end of the finished answer and its footer, as the README shows them (examples/images/footer.png)."""
+    """The end of the finished answer and its footer, as the README and the docs show them (footer.png)."""
     last = output.locator(".jp-OutputArea-child").last.bounding_box()
     code = output.locator("pre").last.bounding_box()  # the answer ends with a code block
     area = cell.bounding_box()
     top = code["y"] - 14
-    page.screenshot(path=str(ARTIFACTS / "footer.png"), clip={
+    page.screenshot(path=str(SCREENSHOTS / "footer.png"), clip={
         "x": area["x"], "y": top, "width": min(area["width"], 760), "height": last["y"] + last["height"] + 10 - top})
 
 
@@ -256,14 +261,18 @@ def test_panel_and_streaming_in_jupyterlab(jupyterlab):
             assert footer.startswith(CHOSEN_MODEL + " · responses · "), footer
             assert re.search(r" tokens · (≈ \$\d+\.\d{4}|< \$0\.0001) · ", footer), footer  # what it cost
             _footer_picture(page, answer, output)
+            answer.screenshot(path=str(SCREENSHOTS / "answer.png"))  # the whole answer, for the README
             expect(panel.locator(".aihubmix-status")).to_contain_text(f"last call: {CHOSEN_MODEL} · responses")
 
             page.keyboard.press("Escape")
             page.keyboard.press("Control+s")
             panel.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "panel.png"))
+            page.screenshot(path=str(SCREENSHOTS / "panel.png"))
 
-            _compare_columns_grow_together(page, run(4, COMPARE_CELL), wait_done)
+            compare = run(4, COMPARE_CELL)
+            _compare_columns_grow_together(page, compare, wait_done)
+            compare.scroll_into_view_if_needed()
+            compare.screenshot(path=str(SCREENSHOTS / "compare.png"))
 
             page_text = page.locator("body").inner_text() + page.content() + "\n".join(page.evaluate(
                 "() => Array.from(document.querySelectorAll('input, textarea')).map(e => e.value)"))
@@ -324,6 +333,7 @@ def test_tool_approval_buttons_in_jupyterlab(jupyterlab):
             expect(prompt).to_be_visible()
             expect(prompt).to_contain_text("get_weather(city='Paris')")
             expect(cells.nth(3).locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\*\]"))
+            cells.nth(2).screenshot(path=str(SCREENSHOTS / "tool-approval.png"))
             prompt.locator("button", has_text="Run").first.click()
             tool_cell = cells.nth(2).locator(".jp-OutputArea")
             expect(tool_cell).to_contain_text("Step 1 · get_weather(city='Paris') → sunny in Paris, 21C")
@@ -334,6 +344,60 @@ def test_tool_approval_buttons_in_jupyterlab(jupyterlab):
             page.screenshot(path=str(ARTIFACTS / "tools.png"))
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "tools-failure.png"))
+            raise
+        finally:
+            browser.close()
+
+
+BATCH_NOTEBOOK = "batch-test.ipynb"
+BATCH_TOPICS = ["recursion", "a p-value", "gradient descent", "a hash table", "entropy", "overfitting"]
+BATCH_CELLS = [
+    "%load_ext aihubmix_magic\n%aihubmix demo",
+    f"topics = {BATCH_TOPICS!r}",
+    "%%aihubmix --over topics -m gpt-4o-mini -o answers\nExplain {} in one sentence.",
+]
+
+
+def test_batch_progress_and_summary_in_jupyterlab(jupyterlab):
+    """`--over` in JupyterLab: the progress bar (a widget) fills, the summary line and the table of answers
+    follow; the cell is photographed for the documentation (batch.png)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    cells_json = [{"cell_type": "code", "id": f"b{number}", "source": source, "metadata": {}, "outputs": [],
+                   "execution_count": None} for number, source in enumerate(BATCH_CELLS)]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells_json,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    with httpx.Client(timeout=10) as client:
+        client.put(f"{url}/api/contents/{BATCH_NOTEBOOK}", headers={"Authorization": f"token {token}"},
+                   json={"type": "notebook", "format": "json", "content": notebook}).raise_for_status()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page.goto(f"{url}/lab/tree/{BATCH_NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            expect(cells.first.locator(".cm-content")).to_be_visible()
+            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible()
+            page.keyboard.press("Control+b")
+            cells.first.locator(".cm-content").click()
+            for _ in BATCH_CELLS:
+                page.keyboard.press("Shift+Enter")
+            batch_cell = cells.nth(2)
+            expect(batch_cell.locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            output = batch_cell.locator(".jp-OutputArea")
+            expect(output.locator(".jupyter-widgets").first).to_be_visible()  # the bar, a widget, stays
+            expect(output).to_contain_text(f"{len(BATCH_TOPICS)}/{len(BATCH_TOPICS)}")
+            expect(output).to_contain_text(f"Batch: {len(BATCH_TOPICS)} ok")
+            for topic in BATCH_TOPICS:  # the table: an answer per item
+                expect(output.locator("table")).to_contain_text(topic)
+            batch_cell.scroll_into_view_if_needed()
+            batch_cell.screenshot(path=str(SCREENSHOTS / "batch.png"))
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "batch-failure.png"))
             raise
         finally:
             browser.close()
