@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._cache import ResponseCache
     from ._client import Client
     from ._journal import Journal
+    from ._mcp import McpServers
     from ._threads import Threads
     from .simulator import Simulator
 
@@ -32,6 +33,7 @@ class Session:
         self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
         self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
         self._client: Client | None = None
+        self.mcp: McpServers | None = None  # the MCP servers started by --mcp (one session each, kept)
 
     @property
     def threads(self) -> Threads:
