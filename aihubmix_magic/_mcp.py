@@ -612,7 +612,7 @@ class McpServers:
         listed = [(connection, tool) for connection in connections for tool in connection.tools]
         offered = _offered_names([(c.config.name, str(t.name)) for c, t in listed], taken)
         tools: list[McpTool] = []
-        for name, (connection, tool) in zip(offered, listed):
+        for name, (connection, tool) in zip(offered, listed, strict=True):
             schema = _get(tool, "input_schema", "inputSchema")
             parameters = dict(schema) if isinstance(schema, dict) else {"type": "object", "properties": {}}
             parameters.setdefault("type", "object")
