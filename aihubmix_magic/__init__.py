@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         ConfigurationError,
         InternalServerError,
         InvalidRequestError,
+        McpError,
         MissingKeyError,
         ModelNotFoundError,
         NotFoundError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         StreamInterruptedError,
         ToolDefinitionError,
     )
+    from ._mcp import mcp_tools
     from ._request import Request
     from ._response import Response
     from ._session import history, last_response
@@ -73,6 +75,7 @@ __all__ = [
     "CostEstimate",
     "InternalServerError",
     "InvalidRequestError",
+    "McpError",
     "MissingKeyError",
     "ModelInfo",
     "ModelNotFoundError",
@@ -95,6 +98,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "mcp_tools",
     "model_info",
     "panel",
     "settings",
@@ -113,8 +117,9 @@ _EXPORTS = {
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
         "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
-        "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
+        "InvalidRequestError", "McpError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "_exceptions"),
+    "mcp_tools": "_mcp",
     "Request": "_request",
     "Response": "_response",
     **dict.fromkeys(("history", "last_response"), "_session"),

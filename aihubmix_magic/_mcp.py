@@ -376,7 +376,7 @@ class _Connection:
 
         try:
             async with AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._transport())
+                read, write = await stack.enter_async_context(self._transport(stack))
                 if self.stderr is not None:
                     self.stderr.close_ours()
                 session = await stack.enter_async_context(ClientSession(read, write))
@@ -397,7 +397,9 @@ class _Connection:
             if self.stderr is not None:
                 self.stderr.close_ours()
 
-    def _transport(self) -> Any:
+    def _transport(self, stack: Any) -> Any:
+        """The SDK's transport for this server (an async context manager). An HTTP client of ours is
+        closed by `stack` (the SDK leaves a client it was given open)."""
         config = self.config
         if config.command is not None:
             from mcp import StdioServerParameters
@@ -421,7 +423,9 @@ class _Connection:
         from mcp.client.streamable_http import streamable_http_client
 
         headers = {name: _expand(value, config) for name, value in config.headers.items()}
-        return streamable_http_client(_expand(str(config.url), config), http_client=_http_client(headers))
+        client = _http_client(headers)
+        stack.push_async_callback(client.aclose)
+        return streamable_http_client(_expand(str(config.url), config), http_client=client)
 
     def _start_failure(self, exc: BaseException) -> str:
         leaf = _leaf(exc)
