@@ -258,7 +258,7 @@ def call_result_text(result: Any) -> str:
         else:
             parts.append(f"[{kind} content, not shown]")
     structured = _get(result, "structured_content", "structuredContent")
-    if structured is not None and not any(_same_json(part, structured) for part in parts):
+    if structured is not None and not _said(parts, structured):
         parts.append(json.dumps(structured, ensure_ascii=False, default=str))
     text = "\n\n".join(parts)
     if _get(result, "is_error", "isError"):
@@ -273,11 +273,32 @@ def _get(value: Any, name: str, camel: str) -> Any:
     return getattr(value, name, getattr(value, camel, None))
 
 
-def _same_json(text: str, value: Any) -> bool:
-    try:
-        return bool(json.loads(text) == value)
-    except ValueError:
-        return False
+def _said(parts: list[str], structured: Any) -> bool:
+    """Whether the text blocks already say the structured content: its JSON, or (the SDK's wrapping of a
+    plain return value) the value of `{"result": value}`."""
+    values = [structured]
+    if isinstance(structured, dict) and list(structured) == ["result"]:
+        values.append(structured["result"])
+    for part in parts:
+        if any(part == value for value in values):
+            return True
+        try:
+            parsed = json.loads(part)
+        except ValueError:
+            continue
+        if any(parsed == value for value in values):
+            return True
+    return False
+
+
+def _scrub(text: str) -> str:
+    """`text` with this session's API keys masked (a server's stderr could quote one it was given)."""
+    from . import _session
+    from ._protocol import mask_key
+
+    for key in _session.current().keys():
+        text = text.replace(key, mask_key(key))
+    return text
 
 
 def first_line(text: str | None) -> str:
@@ -322,7 +343,7 @@ class _StderrTail:
         with self._lock:
             text = b"".join(self._kept).decode("utf-8", "replace")
         kept = [" ".join(line.split()) for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(kept)[-400:]
+        return _scrub(" | ".join(kept)[-400:])
 
 
 class _Connection:
@@ -370,6 +391,8 @@ class _Connection:
             raise
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
+        import asyncio
+        import importlib
         from contextlib import AsyncExitStack
 
         from mcp import ClientSession
@@ -384,6 +407,10 @@ class _Connection:
                 self.tools = await _list_tools(session)
                 self.session = session
                 ready.set_result(None)
+                if any(_get(tool, "output_schema", "outputSchema") for tool in self.tools):
+                    # the SDK checks structured results with jsonschema, imported on the first such call
+                    # (seconds on a busy machine): import it now, while the cell goes on
+                    asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "jsonschema")
                 assert self._stop is not None
                 await self._stop.wait()
         except BaseException as exc:  # noqa: B036 - the task's end, whatever it is, is reported to start()

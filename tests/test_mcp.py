@@ -284,6 +284,11 @@ def test_results_of_every_kind_become_text():
 
     assert call_result_text({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}) == "a\n\nb"
     assert call_result_text({"content": [], "structuredContent": {"n": 1}}) == '{"n": 1}'
+    assert call_result_text({"content": [{"type": "text", "text": "two"}], "structuredContent": {"result": "two"}}) \
+        == "two"  # the SDK's wrapping of a plain value: said once
+    assert call_result_text({"content": [{"type": "text", "text": "7"}], "structuredContent": {"result": 7}}) == "7"
+    assert call_result_text({"content": [{"type": "text", "text": "see"}], "structuredContent": {"n": 2}}) == \
+        'see\n\n{"n": 2}'
     assert call_result_text({"content": [{"type": "text", "text": '{"n": 1}'}], "structuredContent": {"n": 1}}) == \
         '{"n": 1}'
     assert call_result_text({"content": [{"type": "audio", "data": "AAAA", "mimeType": "audio/wav"},

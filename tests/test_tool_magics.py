@@ -243,7 +243,8 @@ def test_loading_the_extension_does_not_load_the_tool_modules():
     code = ("import sys; from IPython.testing.globalipapp import start_ipython; ip = start_ipython(); "
             "ip.run_line_magic('load_ext', 'aihubmix_magic'); "
             "print(sorted(m for m in ('aihubmix_magic._tools', 'aihubmix_magic._toolloop', 'aihubmix_magic._approval',"
-            " 'aihubmix_magic._toolcell', 'ipywidgets', 'httpx') if m in sys.modules))")
+            " 'aihubmix_magic._toolcell', 'aihubmix_magic._mcp', 'mcp', 'anyio', 'ipywidgets', 'httpx')"
+            " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
