@@ -336,10 +336,8 @@ class _StderrTail:
         if not self.file.closed:
             self.file.close()
 
-    def tail(self, lines: int = 3, wait: float = 0.0) -> str:
-        """The last lines of what the server wrote (waiting up to `wait` s for it to end), as one line."""
-        if wait:
-            self.ended.wait(wait)
+    def tail(self, lines: int = 3) -> str:
+        """The last lines of what the server wrote so far, as one line."""
         with self._lock:
             text = b"".join(self._kept).decode("utf-8", "replace")
         kept = [" ".join(line.split()) for line in text.splitlines() if line.strip()][-lines:]
@@ -363,9 +361,17 @@ class _Connection:
     def label(self) -> str:
         return f"MCP server {self.config.name!r}"
 
-    def with_stderr(self, text: str, wait: float = 0.0) -> str:
-        tail = self.stderr.tail(wait=wait) if self.stderr is not None else ""
+    def with_stderr(self, text: str) -> str:
+        tail = self.stderr.tail() if self.stderr is not None else ""
         return f"{text}; its stderr ends: {tail}" if tail else text
+
+    async def stderr_ended(self, wait: float) -> None:
+        """Wait (at most `wait` s, off the loop's thread) until a stdio server's stderr is read to its end:
+        a server that exited has then said all it had to say."""
+        import asyncio
+
+        if self.stderr is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.stderr.ended.wait, wait)
 
     async def start(self, timeout: float) -> None:
         import asyncio
@@ -416,7 +422,10 @@ class _Connection:
         except BaseException as exc:  # noqa: B036 - the task's end, whatever it is, is reported to start()
             self.dead = True
             if not ready.done():
-                ready.set_exception(McpError(self._start_failure(exc)))
+                if isinstance(exc, Exception):
+                    await self.stderr_ended(1.0 if _is_closed(_leaf(exc)) else 0.2)
+                if not ready.done():
+                    ready.set_exception(McpError(self._start_failure(exc)))
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -464,10 +473,9 @@ class _Connection:
         if _is_closed(leaf):
             what = "exited before it answered initialize" if self.config.command is not None else \
                 "closed the connection before it answered initialize"
-            return self.with_stderr(f"{self.label()} {what}", wait=1.0)
+            return self.with_stderr(f"{self.label()} {what}")
         where = f" at {self.config.url}" if self.config.url else ""
-        return self.with_stderr(f"{self.label()}{where} could not be started: {type(leaf).__name__}: {message}",
-                                wait=0.2)
+        return self.with_stderr(f"{self.label()}{where} could not be started: {type(leaf).__name__}: {message}")
 
     async def alive(self) -> bool:
         """Whether the session still answers (a ping, at most 5 s)."""
@@ -491,7 +499,8 @@ class _Connection:
             leaf = _leaf(exc)
             if _is_closed(leaf):
                 self.dead = True
-                raise McpToolError(self.with_stderr(f"the {self.label()} stopped during the call", wait=1.0)) from None
+                await self.stderr_ended(1.0)
+                raise McpToolError(self.with_stderr(f"the {self.label()} stopped during the call")) from None
             message = " ".join(str(leaf).split()) or type(leaf).__name__
             raise McpToolError(f"the {self.label()} answered with an error: {message}") from None
         return call_result_text(result)
