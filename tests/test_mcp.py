@@ -198,6 +198,9 @@ def test_a_server_that_crashes_mid_call_is_an_error_for_the_model_and_starts_aga
                 "hanging, keyed, missing, mute, remote, weather, weather2)."),
 ])
 def test_a_server_that_cannot_be_used_is_one_line_and_nothing_is_sent(ip, sim, config, server, message, capsys):
+    from aihubmix_magic._mcp import mcp_tools
+
+    mcp_tools("weather")  # started (at the default timeout): the short one below is for the mute server
     settings.mcp_start_timeout = 1.0
     with pytest.raises(McpError) as raised:
         ip.run_cell_magic("aihubmix", f"--mcp weather,{server} --yes -m sim-tool-call", "Weather in Paris?")
@@ -310,7 +313,9 @@ def test_the_key_reaches_a_server_only_when_the_config_names_it(ip, sim, config)
 
 
 def test_percent_aihubmix_mcp_lists_servers_tools_and_failures_without_secrets(ip, sim, config, capsys):
-    settings.mcp_start_timeout = 1.0
+    servers = json.loads(config.read_text())["mcpServers"]
+    listed = ("weather", "remote", "env", "broken", "missing")
+    config.write_text(json.dumps({"mcpServers": {name: servers[name] for name in listed}}))
     ip.run_line_magic("aihubmix", "mcp")
     (listing,) = markdown(ip)
     plain = ip.display_pub.outputs()[0]["text/plain"]
