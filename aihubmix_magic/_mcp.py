@@ -133,10 +133,12 @@ def _read_config(path: Path, where: str) -> dict[str, ServerConfig]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise McpError(f"{path} is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
-        raise McpError(f'{path}: expected {{"mcpServers": {{"NAME": {{"command": …}} or {{"url": …}}}}}}')
+    if not isinstance(data, dict) or not isinstance(data.get("mcpServers"), dict):
+        hint = ' (VS Code\'s "servers" key is spelled "mcpServers" here)' if isinstance(data, dict) and "servers" in data \
+            else ""
+        raise McpError(f'{path}: expected {{"mcpServers": {{"NAME": {{"command": …}} or {{"url": …}}}}}}{hint}')
     servers: dict[str, ServerConfig] = {}
-    for name, entry in data.get("mcpServers", {}).items():
+    for name, entry in data["mcpServers"].items():
         line = _line_of(text, name)
         problem = _check_entry(entry)
         if problem is not None:

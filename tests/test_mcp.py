@@ -219,6 +219,9 @@ def test_an_invalid_mcp_json_names_its_path_and_line(ip, sim, config):
     config.write_text('{"mcpServers": {\n  "weather": {"command": "python"},\n  "both": {"command": "a", "url": "b"}}}')
     with pytest.raises(McpError, match=rf"^{config}, line 3: server 'both': give either \"command\""):
         ip.run_cell_magic("aihubmix", "--mcp weather -m sim-tool-call", "hi")
+    config.write_text('{"servers": {"weather": {"command": "python"}}}')
+    with pytest.raises(McpError, match=r"expected \{\"mcpServers\".*VS Code's \"servers\" key is spelled"):
+        ip.run_cell_magic("aihubmix", "--mcp weather -m sim-tool-call", "hi")
     assert sim.request_count == 0
 
 
