@@ -647,16 +647,8 @@ class AihubmixMagics(Magics, SettingTraits):
         from IPython.display import display
 
         from ._mcp import servers_listing
-        from ._protocol import mask_key
 
-        keys = self.session.keys()
-
-        def scrub(text: str) -> str:
-            for key in keys:
-                text = text.replace(key, mask_key(key))
-            return text
-
-        display(servers_listing(scrub), raw=True)
+        display(servers_listing(), raw=True)  # this session's keys masked, env and header values never shown
 
     def _cmd_use(self, rest):
         if len(rest) != 1:

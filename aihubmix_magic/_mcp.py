@@ -730,9 +730,11 @@ def mcp_tools(*names: str, taken: Iterable[str] = ()) -> list[McpTool]:
 
 
 # -- %aihubmix mcp -----------------------------------------------------------------------------------------
-def servers_listing(scrub: Callable[[str], str] = str) -> dict[str, str]:
+def servers_listing(scrub: Callable[[str], str] | None = None) -> dict[str, str]:
     """`%aihubmix mcp`: each configured server, where it was found, whether it starts and its tools (name and
-    the first line of the description), as Markdown and text. Header and env values are never shown."""
+    the first line of the description), as Markdown and text. Header and env values are never shown, and
+    this session's API keys are masked (`scrub`, by default) wherever a server's text could quote one."""
+    scrub = scrub or _scrub
     from ._prompts import config_places
 
     _require_sdk()

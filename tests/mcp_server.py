@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--mute", action="store_true")
     args = parser.parse_args()
     if args.exit_at_start:
+        if os.environ.get("AIHUBMIX_API_KEY"):  # a server that quotes a secret it was given
+            print(f"using the key {os.environ['AIHUBMIX_API_KEY']}", file=sys.stderr, flush=True)
         print("fatal: DATABASE_URL is not set", file=sys.stderr, flush=True)
         sys.exit(2)
     if args.mute:

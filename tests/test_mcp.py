@@ -335,6 +335,16 @@ def test_percent_aihubmix_mcp_lists_servers_tools_and_failures_without_secrets(i
     assert sim.request_count == 0
 
 
+def test_a_key_quoted_by_a_server_is_masked_in_the_error(ip, sim, config):
+    servers = json.loads(config.read_text())["mcpServers"]
+    servers["leaky"] = stdio("--exit-at-start", env={"AIHUBMIX_API_KEY": "${AIHUBMIX_API_KEY}"})
+    config.write_text(json.dumps({"mcpServers": servers}))
+    with pytest.raises(McpError) as raised:
+        ip.run_cell_magic("aihubmix", "--mcp leaky -m sim-tool-call", "hi")
+    assert TEST_KEY not in str(raised.value) and "using the key sk-…mnop" in str(raised.value)
+    assert str(raised.value).endswith("fatal: DATABASE_URL is not set")
+
+
 def test_percent_aihubmix_mcp_without_a_config_says_where_to_put_one(ip, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ip.run_line_magic("aihubmix", "mcp")
