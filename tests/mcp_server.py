@@ -66,8 +66,13 @@ def environment(city: str) -> str:
     return ", ".join(f"{name}={'set' if os.environ.get(name) else 'absent'}" for name in names)
 
 
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
 TOOLS = {function.__name__: function for function in (get_forecast, fail, hang, crash, picture, station,
-                                                        environment)}
+                                                        environment, pid)}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ schemas and results; what never reaches a server or the screen."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -184,6 +185,22 @@ def test_a_server_that_crashes_mid_call_is_an_error_for_the_model_and_starts_aga
     ip.run_cell_magic("aihubmix", "--mcp crashing --yes -m sim-tool-call", "Weather in Rome?")
     assert servers()._connections["crashing"] is not first  # started again
     assert "stopped during the call" in last_response().steps[0].calls[0].error
+
+
+def test_the_servers_are_closed_when_the_kernel_exits(tmp_path):
+    (tmp_path / ".aihubmix").mkdir()
+    (tmp_path / ".aihubmix" / "mcp.json").write_text(json.dumps({"mcpServers": {
+        "a": stdio("--tools", "pid"), "b": stdio("--tools", "pid", "--name", "b")}}))
+    code = ("from aihubmix_magic import mcp_tools\n"
+            "print(*[tool.function() for tool in mcp_tools('a', 'b')])\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    pids = [int(word) for word in done.stdout.split()]
+    assert len(pids) == 2
+    for pid in pids:  # the servers ended with the process (atexit closed their sessions)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 # -- nothing is sent ---------------------------------------------------------------------------------------
