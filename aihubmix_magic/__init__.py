@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         ConfigurationError,
         InternalServerError,
         InvalidRequestError,
+        McpError,
         MissingKeyError,
         ModelNotFoundError,
         NotFoundError,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from .services.batch import BatchResults, BatchSummary
     from .services.catalog import ModelInfo
     from .services.cost import CostEstimate
+    from .session.mcp import mcp_tools
     from .session.settings import Settings, settings
     from .session.state import history, last_response
 
@@ -76,6 +78,7 @@ __all__ = [
     "CostEstimate",
     "InternalServerError",
     "InvalidRequestError",
+    "McpError",
     "MissingKeyError",
     "ModelInfo",
     "ModelNotFoundError",
@@ -98,6 +101,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "mcp_tools",
     "model_info",
     "panel",
     "settings",
@@ -135,8 +139,9 @@ _EXPORTS = {
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
         "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
-        "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
+        "InvalidRequestError", "McpError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "core.exceptions"),
+    "mcp_tools": "session.mcp",
     "Request": "core.request",
     "Response": "core.response",
     **dict.fromkeys(("history", "last_response"), "session.state"),

@@ -633,6 +633,51 @@ for answer in answers:
     print(answer.status, "|", len(answer.steps), "step(s) |", answer.text[:120].replace("\\n", " "))
 """),
     md("""
+## Tools from MCP servers
+
+Tools are often shared as **MCP servers** (the Model Context Protocol): a database, a file system, a search
+engine or your company's APIs, configured once for your editor. `%%aihubmix --mcp NAME` offers the tools of
+the servers named in `mcp.json`, the same file Claude Desktop, VS Code and Cursor read:
+`{"mcpServers": {"NAME": {"command": …, "args": […], "env": {…}}}}` for a server the kernel starts (stdio),
+or `{"url": "https://…/mcp", "headers": {…}}` for a remote one (streamable HTTP). It is looked up in
+`.aihubmix/mcp.json` next to the notebook, then in your personal folder, as saved prompts are. MCP needs
+the SDK: `pip install 'aihubmix-magic[mcp]'`.
+
+This folder ships a small server over the same reviews, `reviews_server.py`. The cell below writes the
+config for it (a team would commit `.aihubmix/mcp.json` with the notebooks):
+"""),
+    code("""
+import json
+import sys
+from pathlib import Path
+
+Path(".aihubmix").mkdir(exist_ok=True)
+config = {"mcpServers": {"reviews": {"command": sys.executable, "args": ["reviews_server.py"]}}}
+Path(".aihubmix/mcp.json").write_text(json.dumps(config, indent=2))
+print(Path(".aihubmix/mcp.json").read_text())
+"""),
+    md("""
+`%aihubmix mcp` starts the configured servers and lists them: where each was found, whether it starts, and
+its tools. The values of `env` and `headers` (tokens, passwords) are never shown. A server starts on first
+use and is kept for the kernel's life; later cells reuse it.
+"""),
+    code("""
+%aihubmix mcp
+"""),
+    md("""
+The server's tools go through the same loop as Python functions: the same Run / Skip / Always prompt (here
+`--yes`), the same step blocks, `--max-steps`, and `last_response().steps`. `--mcp` and `--tools` combine.
+A tool that fails, a server that crashes or one that does not answer within `settings.tool_timeout` seconds
+becomes the call's error, which the model is told, as when a Python function raises.
+"""),
+    code("""
+%%aihubmix --mcp reviews --yes
+Do customers complain about leaking?
+"""),
+    code("""
+[(call.signature(), call.output[:80]) for step in last_response().steps for call in step.calls]
+"""),
+    md("""
 ## Web search
 
 `--web` lets the model search the web (the hosted tool on AiHubMix; some models need their `-search`

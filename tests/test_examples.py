@@ -32,6 +32,7 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(tmp_path / "cache" / "responses.sqlite"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    shutil.copy(EXAMPLES / "reviews_server.py", tmp_path)  # the MCP server of 06-tools
     return tmp_path
 
 

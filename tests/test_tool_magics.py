@@ -243,7 +243,8 @@ def test_loading_the_extension_does_not_load_the_tool_modules():
     code = ("import sys; from IPython.testing.globalipapp import start_ipython; ip = start_ipython(); "
             "ip.run_line_magic('load_ext', 'aihubmix_magic'); "
             "print(sorted(m for m in ('aihubmix_magic.core.tools', 'aihubmix_magic.core.toolloop', 'aihubmix_magic.notebook.approval',"
-            " 'aihubmix_magic.notebook.toolcell', 'ipywidgets', 'httpx') if m in sys.modules))")
+            " 'aihubmix_magic.notebook.toolcell', 'aihubmix_magic.session.mcp', 'mcp', 'anyio', 'ipywidgets', 'httpx')"
+            " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 

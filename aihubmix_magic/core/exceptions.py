@@ -4,7 +4,9 @@
     ├── ConfigurationError           a setting is unusable (a base URL that is not a URL, …)
     │   ├── MissingKeyError          no API key is set
     │   ├── InvalidRequestError      a request field that cannot work (a temperature of 3, …; also a ValueError)
-    │   └── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
+    │   ├── InvalidSettingError      `settings.x = value` refused (also a TraitError; in _settings.py)
+    │   └── McpError                 an MCP server that cannot be used: unknown name, a bad mcp.json, no `mcp`
+    │                                SDK, a server that does not start or answer in time
     ├── BatchInputError              batch() input it cannot use (also a ValueError); nothing was sent
     ├── BudgetExceededError          this session's estimated spend reached `settings.budget`; nothing was sent
     ├── ToolDefinitionError          a tool that cannot be described as a JSON schema (also a ValueError)
@@ -47,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "InternalServerError",
     "InvalidRequestError",
+    "McpError",
     "MissingKeyError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -105,6 +108,13 @@ class InvalidRequestError(ConfigurationError, ValueError):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.reason = message
+
+
+class McpError(ConfigurationError):
+    """An MCP server (`--mcp NAME`, `batch(mcp=[...])`) cannot be used: no server of that name in mcp.json,
+    an mcp.json that cannot be read, the `mcp` SDK not installed, or a server that does not start or does
+    not answer `initialize` / `tools/list` in time (the message quotes the end of its stderr). Nothing was
+    sent to the model."""
 
 
 class APIConnectionError(AihubmixError):

@@ -38,6 +38,7 @@ def batch(
     rpm: float | None = None,
     tpm: float | None = None,
     resume: bool = True,
+    mcp: Iterable[str] | str | None = None,
     **params: Any,
 ) -> Any:  # a BatchResults for a list; a pandas Series for a Series or DataFrame
     """Send many prompts concurrently; return the answers in input order.
@@ -79,6 +80,9 @@ def batch(
     steps, default 8; each Response has `.steps`). Nobody can answer a prompt per call in a batch, so it
     needs `approve=True` (run every call) or `approve=callable(call) -> bool`; anything else is a
     BatchInputError before anything is sent. The calls run on a helper thread, one at a time.
+
+    `mcp=["notes", …]`: the tools of these MCP servers (from mcp.json), as `tools=` (with them, if given);
+    it needs `approve=` too. A server that cannot be used is an McpError before anything is sent.
     """
     from ..session import state as _session
     from ..session.settings import settings
@@ -93,6 +97,8 @@ def batch(
     endpoint = endpoint or settings.endpoint
     if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
+    if mcp is not None:
+        params["tools"] = _with_mcp_tools(params.get("tools"), mcp, approve)
     requests = _requests(texts, endpoint, model or settings.model, params)
     tool_loop = _tool_options(requests, approve, max_steps)
     session = _session.current()
@@ -291,3 +297,25 @@ def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> d
         "text/markdown": "\n".join(markdown) + "".join(f"\n\n<sub>{note}</sub>" for note in notes),
         "text/plain": "\n".join(plain + notes),
     }
+
+
+def _with_mcp_tools(tools: Any, mcp: Iterable[str] | str, approve: Any) -> list[Any]:
+    """`tools` and the tools of the MCP servers `mcp` (started now); approval is checked first, so a batch
+    that could not run them starts no server."""
+    from ..core.exceptions import ToolDefinitionError
+    from ..core.tools import describe_tools, tool_name
+    from ..session.mcp import mcp_tools
+
+    names = [mcp] if isinstance(mcp, str) else list(mcp)
+    if not all(isinstance(name, str) for name in names) or not names:
+        raise BatchInputError(f"mcp= takes the names of MCP servers from mcp.json, not {mcp!r}")
+    if approve is not True and not callable(approve):
+        raise BatchInputError("batch() with mcp= needs approve=True (run every call) or approve=a function "
+                              "(call) -> bool: nobody can answer a prompt for each call of a batch.")
+    if isinstance(tools, (str, bytes, dict)) or (tools is not None and callable(tools)):
+        raise BatchInputError("tools= takes a list of functions (or tool definitions)")
+    try:
+        described = list(describe_tools(tools or ()))
+    except ToolDefinitionError as exc:
+        raise BatchInputError(str(exc)) from None
+    return described + list(mcp_tools(*names, taken=[tool_name(tool) for tool in described]))

@@ -214,9 +214,15 @@ def magic_line(response: Response, *, thread: str | None = None, model_option: s
         parts.append("-c")
     if spec.store:
         parts.append("--store")
-    names = [name for name in (getattr(tool, "name", "") for tool in spec.tools) if name]
-    if names and any(getattr(tool, "function", None) is not None for tool in spec.tools):
+    servers = list(dict.fromkeys(tool.server for tool in spec.tools if getattr(tool, "server", "")))  # MCP tools
+    names = [name for name in (getattr(tool, "name", "") for tool in spec.tools if not getattr(tool, "server", ""))
+             if name]
+    runnable = any(getattr(tool, "function", None) is not None for tool in spec.tools)
+    if names and runnable:
         parts += ["--tools", ",".join(names)]  # the functions must be defined where the cell runs again
+    if servers:
+        parts += ["--mcp", _quote(",".join(servers))]
+    if (names or servers) and runnable:
         if spec.max_steps:
             parts += ["--max-steps", str(spec.max_steps)]
     if spec.web_search:

@@ -51,6 +51,8 @@ SUBCOMMANDS = {
     "cost": "this session's spend by model: calls, tokens, USD (estimates from the catalog's prices)",
     "budget [USD|off]": "refuse calls once this session's spend reaches USD; no argument: the budget and the spend",
     "balance": "the account's remaining credit and usage (AiHubMix's billing endpoints)",
+    "mcp": "the MCP servers of mcp.json (./.aihubmix, then your personal folder): where each was found, whether "
+           "it starts, its tools; use them with %%aihubmix --mcp NAME",
     "help": "this help",
 }
 
@@ -113,9 +115,13 @@ def _prompt_options(func):
                  help="Python functions in the namespace that the model may call (repeatable); each call is "
                  "shown and waits for approval (buttons in a notebook, y/n in a terminal); the loop goes on "
                  "until the model answers in text"),
-        argument("--yes", action="store_true", help="with --tools: run every call without asking"),
+        argument("--mcp", action="append", metavar="NAME[,NAME…]",
+                 help="the tools of these MCP servers (from .aihubmix/mcp.json, then the personal config folder) "
+                 "may be called, with the same approval as --tools (repeatable; combinable with --tools; "
+                 "`%%aihubmix mcp` lists them); needs pip install 'aihubmix-magic[mcp]'"),
+        argument("--yes", action="store_true", help="with --tools/--mcp: run every call without asking"),
         argument("--max-steps", type=int, metavar="N",
-                 help="with --tools: at most N steps of tool calls (default 8), then one line says so"),
+                 help="with --tools/--mcp: at most N steps of tool calls (default 8), then one line says so"),
         argument("--web", action="store_true",
                  help="web search, the hosted tool: {\"type\": \"web_search\"} on responses, web_search_options "
                  "on chat; the cited sources are listed under the answer"),
@@ -191,11 +197,13 @@ class AihubmixMagics(Magics, SettingTraits):
 
         base = self._request(args, prompt)  # every option checked once, before anything is sent
         tools = self._tools(args)
-        if tools:
+        if tools or args.mcp:
+            flag = "--tools" if tools else "--mcp"
             if args.compare is not None:
-                raise UsageError("--tools does not go with --compare: each model would run the tools.")
+                raise UsageError(f"{flag} does not go with --compare: each model would run the tools.")
             if args.over is not None and not args.yes:
-                raise UsageError("--over with --tools needs --yes: nobody can approve every call of a batch.")
+                raise UsageError(f"--over with {flag} needs --yes: nobody can approve every call of a batch.")
+            tools = tools + self._mcp_tools(args, tools)  # the servers start here (McpError: nothing is sent)
             base = base.replace(tools=tools)
         if args.over is not None:
             return self._over(args, base)
@@ -236,6 +244,12 @@ class AihubmixMagics(Magics, SettingTraits):
         names = [name.strip() for group in args.tools or () for name in group.split(",") if name.strip()]
         if args.tools is not None and not names:
             raise UsageError("--tools needs the names of functions, e.g. --tools get_weather,query_df")
+        if args.mcp is not None and not _mcp_names(args):
+            raise UsageError("--mcp needs the names of MCP servers from mcp.json, e.g. --mcp notes,search")
+        if not names and args.mcp:
+            if args.max_steps is not None and args.max_steps < 1:
+                raise UsageError(f"--max-steps must be 1 or more, not {args.max_steps}")
+            return ()
         if not names:
             if args.yes:
                 raise UsageError("--yes goes with --tools: it runs the tool calls without asking.")
@@ -262,6 +276,16 @@ class AihubmixMagics(Magics, SettingTraits):
         except ToolDefinitionError as exc:
             raise UsageError(f"--tools: {exc}") from None
 
+    def _mcp_tools(self, args: argparse.Namespace, taken: tuple[Any, ...]) -> tuple[Any, ...]:
+        """--mcp NAME,…: the servers' tools (started on first use, kept for the kernel's life), named apart
+        from the --tools functions."""
+        names = _mcp_names(args)
+        if not names:
+            return ()
+        from ..session.mcp import mcp_tools
+
+        return tuple(mcp_tools(*names, taken=[tool.name for tool in taken]))
+
     def _request(self, args: argparse.Namespace, prompt: str) -> Request:
         """The settings, overridden by this cell's options, as a typed request; bad values raise UsageError
         (nothing is sent)."""
@@ -275,7 +299,8 @@ class AihubmixMagics(Magics, SettingTraits):
                 temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                 reasoning_effort=args.reasoning_effort, stream=False if args.no_stream else None,
                 web_search=True if getattr(args, "web", False) else None,
-                max_steps=getattr(args, "max_steps", None) if getattr(args, "tools", None) else None)
+                max_steps=getattr(args, "max_steps", None)
+                if getattr(args, "tools", None) or getattr(args, "mcp", None) else None)
         except InvalidRequestError as exc:
             raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
@@ -619,6 +644,15 @@ class AihubmixMagics(Magics, SettingTraits):
 
         return cmd_alias(self, rest)
 
+    def _cmd_mcp(self, rest):
+        if rest:
+            raise UsageError("Usage: %aihubmix mcp  (the MCP servers of mcp.json, whether they start, their tools)")
+        from IPython.display import display
+
+        from ..session.mcp import servers_listing
+
+        display(servers_listing(), raw=True)  # this session's keys masked, env and header values never shown
+
     def _cmd_use(self, rest):
         if len(rest) != 1:
             raise UsageError("Usage: %aihubmix use MODEL")
@@ -679,6 +713,10 @@ def _parse_options(magic: Any, line: str) -> argparse.Namespace:
     except ValueError as exc:
         raise UsageError(f"Cannot read the options: {exc} (check the quotes).") from None
     return magic.parser.parse_args(argv)
+
+
+def _mcp_names(args: argparse.Namespace) -> list[str]:
+    return [name.strip() for group in getattr(args, "mcp", None) or () for name in group.split(",") if name.strip()]
 
 
 def _size(size: float) -> str:

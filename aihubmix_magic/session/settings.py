@@ -60,6 +60,10 @@ class SettingTraits(HasTraits):
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
     budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
                    "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    tool_timeout = Float(60.0, help="Seconds an MCP tool call may take (`--mcp`); then the call is cancelled and "
+                         "the model is told it got no answer.").tag(config=True)
+    mcp_start_timeout = Float(30.0, help="Seconds an MCP server may take to start and answer initialize and "
+                              "tools/list; then it is stopped and the cell says so (nothing is sent).").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -78,7 +82,7 @@ class SettingTraits(HasTraits):
             raise InvalidSettingError(f"max_tokens must be a positive whole number, not {value}")
         return value
 
-    @validate("timeout", "connect_timeout")
+    @validate("timeout", "connect_timeout", "tool_timeout", "mcp_start_timeout")
     def _check_timeout(self, proposal):
         if proposal["value"] <= 0:
             raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of seconds")

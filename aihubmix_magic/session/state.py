@@ -32,6 +32,9 @@ class Session:
         self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
         self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
         self._client: Client | None = None
+        # the MCP servers started by --mcp (`session.mcp.McpServers`, which reads this Session: typed Any so
+        # that the state imports nothing of it), one session each, kept for the kernel's life
+        self.mcp: Any = None
 
     @property
     def threads(self) -> Threads:

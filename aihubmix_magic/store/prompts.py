@@ -38,9 +38,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["SavedPrompt", "alias_rows", "argv_from_options",
-           "load_aliases", "load_prompt", "options_from_args", "project_dir", "read_aliases", "save_prompt", "user_dir",
-           "write_aliases", "alias_table", "check_name", "list_prompts"]
+__all__ = ["SavedPrompt", "alias_rows", "alias_table", "argv_from_options", "check_name", "config_places",
+           "list_prompts", "load_aliases", "load_prompt", "options_from_args", "project_dir", "read_aliases",
+           "save_prompt", "user_dir", "write_aliases"]
 
 NOT_SAVED = {"continue", "thread", "store", "prompt"}  # long option names that a saved prompt never holds
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -63,12 +63,17 @@ def user_dir() -> Path:
     return Path(base) / "aihubmix-magic"
 
 
-def _places() -> list[tuple[str, Path]]:
+def config_places() -> list[tuple[str, Path]]:
+    """Where configuration is looked up, first wins: ("notebook folder", ./.aihubmix), ("personal", user_dir()).
+    Saved prompts, aliases and MCP servers (mcp.json) share it."""
     try:
         places = [("notebook folder", project_dir())]
     except OSError:  # the working directory was deleted: only the personal folder is left
         places = []
     return places + [("personal", user_dir())]
+
+
+_places = config_places
 
 
 # -- prompt files --------------------------------------------------------------------------------------
