@@ -35,7 +35,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -627,31 +627,86 @@ def _prompt_text(body: dict[str, Any]) -> str:
 
 
 def _cell(value: object, limit: int) -> str:
+    """One table cell in plain text: on one line, cut at `limit` with "…"."""
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("|", "\\|")
 
 
-def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> dict:
+def _markdown_cell(value: object, limit: int) -> str:
+    """One Markdown table cell: the text on one line, in full or cut at `limit` with "…" and the whole
+    text on hover (a title); `|`, `<` and `$` stay text (a `$` pair would be LaTeX math to Jupyter)."""
+    import html
+
+    from ._cost import markdown_dollars
+
+    text = " ".join(str(value).split())
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    shown = markdown_dollars(html.escape(shown, quote=False)).replace("|", "&#124;")
+    if len(text) <= limit:
+        return shown
+    title = html.escape(text).replace("|", "&#124;").replace("$", "&#36;")
+    return f'<span title="{title}">{shown}</span>'
+
+
+def _item_columns(items: Any, template: str | None, count: int) -> tuple[list[str], list[list[object]]] | None:
+    """What varies from row to row, for the results table: (headers, columns of the first `count` rows).
+    A Series or a list: one column, its values; a DataFrame: the columns the template names. None when
+    the items are unknown (the table shows the prompts instead)."""
+    if items is None:
+        return None
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(items, pd.DataFrame):
+        import string
+
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template or "") if name]
+        except ValueError:
+            return None
+        named = [name for name in dict.fromkeys(fields) if name in items.columns]
+        if not named:
+            return None
+        head = items.iloc[:count]
+        return [str(name) for name in named], [head[name].tolist() for name in named]
+    if pd is not None and isinstance(items, pd.Series):
+        return [str(items.name) if items.name is not None else "item"], [items.iloc[:count].tolist()]
+    if isinstance(items, Sequence) and not isinstance(items, (str, bytes)):
+        return ["item"], [list(items[:count])]
+    return None
+
+
+def results_table(results: Any, *, out: str | None = None, limit: int = 50, items: Any = None,
+                  template: str | None = None) -> dict:
     """Display data for a batch's results: a Markdown table, one row per item (the progress view has
-    already shown the summary)."""
+    already shown the summary). With `items` (what was batched) and its `template`, the table shows
+    what varies, the item (a Series' or list's values, or the DataFrame columns the template names),
+    beside the answer; without them, the prompt."""
     responses = results.attrs["responses"] if hasattr(results, "attrs") else results
     labels = list(results.index) if hasattr(results, "index") and not isinstance(results, list) else None
     if labels is None:
         labels = list(range(len(responses)))
-    markdown = ["| | prompt | answer | status |", "|---|---|---|---|"]
+    shown = list(zip(labels, responses, strict=True))[:limit]
+    columns = _item_columns(items, template, len(shown))
+    if columns is not None and any(len(column) != len(shown) for column in columns[1]):
+        columns = None  # not the items of these results
+    headers = columns[0] if columns else ["prompt"]
+    item_limit = 200 if len(headers) == 1 else max(40, 200 // len(headers))
+    markdown = ["| | " + " | ".join(_markdown_cell(h, 40) for h in headers) + " | answer | status |",
+                "|---|" + "---|" * len(headers) + "---|---|"]
     plain = []
-    for label, response in list(zip(labels, responses, strict=True))[:limit]:
+    for row, (label, response) in enumerate(shown):
         if response.status in OK_STATUSES:
             answer = response.text
         elif response.error is not None:
             answer = f"{type(response.error).__name__}: {response.error}"
         else:
             answer = ""
-        prompt = _prompt_text(response.request)
-        markdown.append(f"| {_cell(label, 20)} | {_cell(prompt, 60)} | {_cell(answer, 100)} | {response.status} |")
-        plain.append(f"{_cell(label, 20)}\t{response.status}\t{_cell(answer, 100)}")
+        values = [column[row] for column in columns[1]] if columns else [_prompt_text(response.request)]
+        cells = " | ".join(_markdown_cell(value, item_limit) for value in values)
+        markdown.append(f"| {_markdown_cell(label, 20)} | {cells} | {_markdown_cell(answer, 200)} | {response.status} |")
+        item = "\t" + " · ".join(_cell(value, 40) for value in values) if columns else ""
+        plain.append(f"{_cell(label, 20)}\t{response.status}{item}\t{_cell(answer, 100)}")
     notes = []
     if len(responses) > limit:
         notes.append(f"… {len(responses) - limit} more" + (f" (all in `{out}`)" if out else ""))

@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from ._display import citations_block, footer_text, reasoning_block
+from ._display import citations_block, footer_block, footer_text, reasoning_block
 from ._exceptions import InvalidRequestError
 from ._request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ._response import Response
@@ -129,7 +129,7 @@ def _outputs(response: Response) -> list[Any]:
     if response.citations:
         outputs.append(v4.new_output("display_data", data=citations_block(response)))
     footer = footer_text(response, _tool_summary(response))
-    outputs.append(v4.new_output("display_data", data={"text/markdown": f"<sub>{footer}</sub>", "text/plain": footer}))
+    outputs.append(v4.new_output("display_data", data=footer_block(footer)))
     return outputs
 
 
