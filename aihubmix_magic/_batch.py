@@ -626,6 +626,9 @@ def _prompt_text(body: dict[str, Any]) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
+HOVER_LIMIT = 4000  # characters of a cut cell's whole text shown on hover in the results table
+
+
 def _cell(value: object, limit: int) -> str:
     """One table cell in plain text: on one line, cut at `limit` with "…"."""
     text = " ".join(str(value).split())
@@ -646,6 +649,8 @@ def _markdown_cell(value: object, limit: int) -> str:
     shown = markdown_dollars(html.escape(shown, quote=False)).replace("|", "&#124;")
     if len(text) <= limit:
         return shown
+    if len(text) > HOVER_LIMIT:  # a long answer: enough to read, without megabytes in the notebook
+        text = text[: HOVER_LIMIT - 1] + "…"
     title = html.escape(text).replace("|", "&#124;").replace("$", "&#36;")
     return f'<span title="{title}">{shown}</span>'
 
