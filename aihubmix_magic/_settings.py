@@ -60,6 +60,9 @@ class SettingTraits(HasTraits):
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
     budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
                    "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    approval_timeout = Float(None, allow_none=True, help="Seconds the Run / Skip buttons of a tool call wait for "
+                             "a click; then the call is skipped. None (the default): wait until answered or "
+                             "interrupted.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -122,6 +125,14 @@ class SettingTraits(HasTraits):
         if value is not None and not (0 < value < float("inf")):
             raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
                                       f"not {value:g}")
+        return value
+
+    @validate("approval_timeout")
+    def _check_approval_timeout(self, proposal):
+        value = proposal["value"]
+        if value is not None and not (0 < value < float("inf")):
+            raise InvalidSettingError(f"approval_timeout must be a positive number of seconds (or None to wait "
+                                      f"for an answer), not {value:g}")
         return value
 
     @validate("catalog_url")
