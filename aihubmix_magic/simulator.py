@@ -332,6 +332,14 @@ for _words, _weight in (
      "ugly dirty", -1.0),
 ):
     _SENTIMENT.update(dict.fromkeys(_words.split(), _weight))
+for _words, _weight in (  # food and produce, where "soft" or "hard" say little and taste says much
+    ("delicious yummy scrumptious mouthwatering", 2.0),
+    ("tasty juicy sweet crisp crunchy ripe fresh fragrant flavourful flavorful tender succulent aromatic "
+     "moist", 1.0),
+    ("rotten mouldy moldy mushy tasteless inedible bruised disgusting gross spoiled spoilt rancid", -2.0),
+    ("bitter tough stale sour bland watery overripe unripe underripe soggy mediocre meh dull", -1.0),
+):
+    _SENTIMENT.update(dict.fromkeys(_words.split(), _weight))
 _NEGATORS = {"not", "no", "never", "nothing", "without", "hardly", "isn't", "wasn't", "don't", "doesn't",
              "didn't", "aren't", "won't", "can't", "cannot", "nor"}
 _SOFTENERS = {"bit", "slightly", "little", "somewhat", "rather", "mildly"}
@@ -427,8 +435,45 @@ def _parse_prompt(prompt: str, system: str) -> _Prompt:
     at = prompt.find(_CONTEXT_HEADING)
     if at == 0 or (at > 0 and prompt[at - 2 : at] == "\n\n"):
         request, context = prompt[:at].rstrip(), prompt[at:]
-    judged, instruction = _judged_text(request)
+    judged, instruction = _choice_parts(request) or _judged_text(request)
     return _Prompt(request, judged, instruction, context, system)
+
+
+# a segment of a prompt that only says how to answer ("Answer with one word."), and one that only labels
+# what follows ("Review:"); neither is part of the item being judged
+_HOW_TO_ANSWER = re.compile(
+    r"(?i)^(?:please[ ,]+)?(?:answer|reply|respond|return|output|give|say|write|use|pick|choose|in one word|"
+    r"one word|a single word|single word|only the|no explanation|nothing else|just the|lower ?case)\b")
+_ITEM_LABEL = re.compile(
+    r"(?i)^(?:the\s+)?(?:review|text|input|comment|sentence|message|tweet|e-?mail|feedback|passage|document|"
+    r"statement|post|quote|headline|title|item|product review|customer review)\s*:$")
+
+
+def _choice_parts(request: str) -> tuple[str, str] | None:
+    """(the item, the instruction) of a prompt that offers a choice ("positive, neutral or negative"),
+    wherever the item stands: before the question, after it, after a label ("Review: ..."), in quotes,
+    mid-line. The prompt is cut into segments (sentences, lines, and after a colon); the segment naming
+    the options, the questions and the segments around it that only say how to answer, and labels are the
+    instruction; the rest is the item. None when the prompt offers no choice or nothing is left (the other rules decide)."""
+    segments = [part.strip() for part in re.split(r"(?<=[.!?:])\s+|\n+", request) if part.strip()]
+    scored = [(len(_options(part)), index) for index, part in enumerate(segments)]
+    count, at = max(scored, key=lambda pair: (pair[0], -pair[1]), default=(0, 0))
+    if count < 2:
+        return None
+    def instruction(part: str) -> bool:  # says how to answer, or asks the question ("is it a complaint?")
+        return bool(_HOW_TO_ANSWER.match(part)) or part.endswith("?")
+
+    start = end = at
+    while start > 0 and instruction(segments[start - 1]):
+        start -= 1
+    while end + 1 < len(segments) and instruction(segments[end + 1]):
+        end += 1
+    item = [part for index, part in enumerate(segments)
+            if not start <= index <= end and not _ITEM_LABEL.match(part)]
+    judged = " ".join(item).strip().strip("\"“”'").strip()
+    if not re.search(r"[A-Za-z]", judged):
+        return None
+    return judged, " ".join(segments[start:end + 1])
 
 
 def _judged_text(request: str) -> tuple[str, str]:
@@ -477,6 +522,8 @@ def _options(instruction: str) -> list[str]:
             if "," not in match.group(1) and "/" not in match.group(1):
                 options = options[-2:]
         options = [o for o in options if o.lower() not in _STOPWORDS or o.lower() in _YES_WORDS]
+        if sum(o.lower() in _SENTIMENT_LABELS for o in options) >= 2:  # "which fits, negative or positive"
+            options = [o for o in options if o.lower() in _SENTIMENT_LABELS]
         if len(options) >= 2 and _is_choice(options, instruction):
             return options
     return []
