@@ -1070,6 +1070,7 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
         explanation += " Python cannot read the code there: check brackets, quotes, colons and indentation."
     elif failure.error_type == "IndexError":
         explanation += " An index is past the end of a sequence: check its length first."
+    right = _typo_fix(failure, ask, wrong, right)
     if right:
         explanation += f" It looks like a typo for `{right}`."
     if hint:
@@ -1087,6 +1088,8 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
     elif failure.error_type in ("ModuleNotFoundError", "ImportError") and quoted:
         fixed = f"%pip install {quoted.group(1).split('.')[0]}\n{failure.code}"
         change = "Install it first, then run the cell again:"
+    elif repaired := _repaired_cell(failure):
+        fixed, change = repaired
     else:
         fixed_lines = list(code_lines)
         if failure.line and failure.line <= len(fixed_lines):
@@ -1095,6 +1098,137 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
         change = "Here is the cell with the line to change marked; fix it as described above:"
     fence = "```" if "```" not in fixed else "~~~~"
     return f"{explanation}\n\n{change}\n\n{fence}python\n{fixed}\n{fence}"
+
+
+# a fix that runs: the demo's corrected cell must not fail again for the common errors (a division by
+# zero, a misspelt name / key / attribute, an index out of range, a string added to a number, a standard
+# module used without its import); each repair changes only the failing line, or adds the import on top
+_MODULE_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "sns": "seaborn"}
+
+
+def _missing_import(failure: _Failure) -> str | None:
+    """`import math` for "name 'math' is not defined" (a standard module, or a usual alias), else None."""
+    named = re.search(r"name '([A-Za-z_]\w*)' is not defined", failure.message)
+    if failure.error_type != "NameError" or not named:
+        return None
+    name = named.group(1)
+    if name in sys.stdlib_module_names and not name.startswith("_"):
+        return f"import {name}"
+    return f"import {_MODULE_ALIASES[name]} as {name}" if name in _MODULE_ALIASES else None
+
+
+def _typo_fix(failure: _Failure, ask: _Prompt, wrong: str | None, right: str | None) -> str | None:
+    """The existing name for a misspelt one: Python's own "Did you mean", else the closest among the
+    builtins (a name), the attributes of a builtin type or a standard module (an attribute), or the strings
+    of the cell and its context (a key). None for a module used without its import."""
+    if wrong is None or _missing_import(failure):
+        return None
+    suggested = re.search(r"Did you mean:? '([^']+)'", failure.message)
+    if right or suggested:
+        return right or (suggested.group(1) if suggested else None)
+    import builtins
+
+    candidates: list[str] = []
+    if failure.error_type == "NameError":
+        candidates = dir(builtins)
+    elif failure.error_type == "AttributeError":
+        owner = re.match(r"'(\w+)' object has no attribute", failure.message)
+        module = re.match(r"module '([\w.]+)' has no attribute", failure.message)
+        if owner and isinstance(getattr(builtins, owner.group(1), None), type):
+            candidates = dir(getattr(builtins, owner.group(1)))
+        elif module and module.group(1).split(".")[0] in sys.stdlib_module_names:
+            import importlib
+
+            try:
+                candidates = dir(importlib.import_module(module.group(1)))
+            except Exception:  # a standard module this platform lacks
+                candidates = []
+    elif failure.error_type == "KeyError":
+        text = failure.code + "\n" + ask.context
+        candidates = [a or b for a, b in re.findall(r"'([^'\n]{1,60})'|\"([^\"\n]{1,60})\"", text)]
+    return _close_match(wrong, [c for c in dict.fromkeys(candidates) if not c.startswith("_")])
+
+
+def _repaired_cell(failure: _Failure) -> tuple[str, str] | None:
+    """(the corrected cell, the sentence that introduces it) for an error whose repair is mechanical, or
+    None. Only the failing line changes (its source is edited where the parsed nodes stand)."""
+    imported = _missing_import(failure)
+    if imported:
+        return f"{imported}\n{failure.code}", f"Here is the cell with `{imported}` added at the top:"
+    import ast
+
+    lines = failure.code.splitlines()
+    if not failure.line or failure.line > len(lines):
+        return None
+    try:
+        tree = ast.parse(failure.code)
+    except SyntaxError:
+        return None
+    number, line = failure.line, lines[failure.line - 1].encode()  # ast's columns count UTF-8 bytes
+
+    def on_line(node: ast.AST) -> bool:
+        return getattr(node, "lineno", None) == number and getattr(node, "end_lineno", None) == number
+
+    def source(node: ast.expr) -> str:
+        return line[node.col_offset:node.end_col_offset].decode()
+
+    def is_text(node: ast.expr) -> bool:
+        return isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+    edits: list[tuple[ast.expr, str]] = []  # (node, its replacement)
+    nodes = [node for node in ast.walk(tree) if on_line(node)]
+    if failure.error_type == "ZeroDivisionError":
+        for node in nodes:
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and not (
+                    isinstance(node.right, ast.Constant) and node.right.value):
+                edits.append((node, f"({source(node)} if {source(node.right)} else 0)"))
+        change = "Here is the cell with the division guarded (0 where the divisor is 0):"
+    elif failure.error_type == "IndexError":
+        for node in nodes:
+            if not isinstance(node, ast.Subscript) or isinstance(node.slice, (ast.Slice, ast.Tuple)):
+                continue
+            sized = node.value.value if isinstance(node.value, ast.Attribute) and node.value.attr in (
+                "iloc", "iat") else node.value
+            index, length = source(node.slice), f"len({source(sized)})"
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                edits.append((node, f"{source(node.value)}[-1]"))
+            else:
+                edits.append((node, f"({source(node)} if -{length} <= {index} < {length} else None)"))
+        change = "Here is the cell reading only indexes that exist (the last item, or None past the end):"
+    elif failure.error_type == "TypeError" and re.search(r"concatenate str|operand type\(s\) for \+=?:", failure.message):
+        number_first = "operand type(s)" in failure.message  # 'int' + 'str', not 'str' + 'int'
+        for node in nodes:
+            if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+                if number_first and isinstance(node.value, ast.Constant) and str(node.value.value).strip().isdigit():
+                    edits.append((node.value, str(int(node.value.value))))
+                elif number_first:
+                    edits.append((node.value, f"float({source(node.value)})"))
+                else:
+                    edits.append((node.value, f"str({source(node.value)})"))
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and is_text(node.left) != is_text(node.right):
+                text, other = (node.left, node.right) if is_text(node.left) else (node.right, node.left)
+                if isinstance(text, ast.Constant) and text.value.strip().isdigit():
+                    edits.append((text, str(int(text.value))))  # "5" meant as the number 5
+                else:
+                    edits.append((other, f"str({source(other)})"))
+        if not edits:  # two names: the number becomes text, so the line runs
+            for node in nodes:
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                    edits.append((node.left if number_first else node.right,
+                                  f"str({source(node.left if number_first else node.right)})"))
+                    break
+        change = "Here is the cell with the text and the number made the same type:"
+    if not edits:
+        return None
+    kept: list[tuple[int, int, str]] = []  # innermost first; an edit around another one is dropped
+    for node, replacement in sorted(edits, key=lambda edit: edit[0].end_col_offset - edit[0].col_offset):
+        start, end = node.col_offset, node.end_col_offset
+        if all(end <= s or start >= e for s, e, _ in kept):
+            kept.append((start, end, replacement))
+    for start, end, replacement in sorted(kept, reverse=True):
+        line = line[:start] + replacement.encode() + line[end:]
+    lines[number - 1] = line.decode()
+    return "\n".join(lines), change
 
 
 # -- the answer --------------------------------------------------------------------------------------
