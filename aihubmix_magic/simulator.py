@@ -1419,6 +1419,52 @@ def _offered_functions(endpoint: str, body: dict) -> list[tuple[str, dict]]:
     return functions
 
 
+def _function_description(body: dict, name: str) -> str:
+    """The description (the docstring's summary) of the function `name` that a request offers."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        spec = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
+        if isinstance(spec, dict) and spec.get("name") == name and isinstance(spec.get("description"), str):
+            return spec["description"]
+    return ""
+
+
+def _named_values(text: str, parameter: str | None = None) -> list[str]:
+    """The values a description names for a parameter: quoted ('fruit' or 'vegetable'), or a bare list
+    that is the whole description ("fruit, vegetable or herb."). With `parameter`, only the sentences that
+    mention it count (a function's description speaks of all its parameters)."""
+    if parameter is not None:
+        sentences = [s for s in _sentence_split(text) if re.search(rf"\b{re.escape(parameter)}\b", s, re.I)]
+        text = " ".join(sentences)
+    pattern = r"(?<![\w'])'([^'\n]{1,40})'(?!\w)|\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`"  # not "today's"
+    quoted = list(dict.fromkeys(a or b or c for a, b, c in re.findall(pattern, text)))
+    if len(quoted) >= 2:
+        return quoted
+    if parameter is None:
+        bare = re.sub(r"(?i)^\s*(?:one of|either)\s*:?\s*", "", text).strip().rstrip(".")
+        parts = [part.strip() for part in re.split(r",|/|\bor\b", bare) if part.strip()]
+        if len(parts) >= 2 and all(re.fullmatch(r"[\w-]+", part) for part in parts):
+            return parts
+    return []
+
+
+def _with_named_values(schema: dict, description: str) -> dict:
+    """`schema` with an enum for each text parameter whose values the docstring names (its own line under
+    Args:, or the function's description), so a demo call uses them rather than a made-up value; a schema's
+    own enum (Literal, Enum) stays first."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    named = {}
+    for name, spec in properties.items():
+        if not isinstance(spec, dict) or spec.get("enum") or spec.get("type", "string") != "string":
+            continue
+        values = _named_values(str(spec.get("description", ""))) or _named_values(description, name)
+        if values:
+            named[name] = {**spec, "enum": values}
+    return {**schema, "properties": {**properties, **named}} if named else schema
+
+
 def _wants_web_search(endpoint: str, body: dict) -> bool:
     if endpoint == "chat":
         return isinstance(body.get("web_search_options"), dict)
@@ -1473,7 +1519,7 @@ def _tool_calls(fault: str, model: str, endpoint: str, body: dict, source: _Inpu
     calls: list[_Call] = []
     seen: dict[str, dict] = {}
     for number, (name, schema) in enumerate(chosen):
-        values = arguments(schema)
+        values = arguments(_with_named_values(schema, _function_description(body, name)))
         if name in seen:
             values = _other_value(seen[name])
         seen[name] = values
