@@ -1200,15 +1200,16 @@ def _repaired_cell(failure: _Failure) -> tuple[str, str] | None:
         for node in nodes:
             if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
                 if number_first and isinstance(node.value, ast.Constant) and str(node.value.value).strip().isdigit():
-                    edits.append((node.value, str(int(node.value.value))))
+                    edits.append((node.value, str(int(str(node.value.value)))))
                 elif number_first:
                     edits.append((node.value, f"float({source(node.value)})"))
                 else:
                     edits.append((node.value, f"str({source(node.value)})"))
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and is_text(node.left) != is_text(node.right):
+            elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                  and is_text(node.left) != is_text(node.right)):
                 text, other = (node.left, node.right) if is_text(node.left) else (node.right, node.left)
-                if isinstance(text, ast.Constant) and text.value.strip().isdigit():
-                    edits.append((text, str(int(text.value))))  # "5" meant as the number 5
+                if isinstance(text, ast.Constant) and str(text.value).strip().isdigit():
+                    edits.append((text, str(int(str(text.value)))))  # "5" meant as the number 5
                 else:
                     edits.append((other, f"str({source(other)})"))
         if not edits:  # two names: the number becomes text, so the line runs
@@ -1221,8 +1222,8 @@ def _repaired_cell(failure: _Failure) -> tuple[str, str] | None:
     if not edits:
         return None
     kept: list[tuple[int, int, str]] = []  # innermost first; an edit around another one is dropped
-    for node, replacement in sorted(edits, key=lambda edit: edit[0].end_col_offset - edit[0].col_offset):
-        start, end = node.col_offset, node.end_col_offset
+    for node, replacement in sorted(edits, key=lambda edit: (edit[0].end_col_offset or 0) - edit[0].col_offset):
+        start, end = node.col_offset, node.end_col_offset or node.col_offset
         if all(end <= s or start >= e for s, e, _ in kept):
             kept.append((start, end, replacement))
     for start, end, replacement in sorted(kept, reverse=True):

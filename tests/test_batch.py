@@ -9,13 +9,13 @@ import threading
 import pandas as pd
 import pytest
 
-from aihubmix_magic import _cost
 from aihubmix_magic import (
     BatchInputError,
     BatchResults,
     InternalServerError,
     MissingKeyError,
     RateLimitError,
+    _cost,
     batch,
     settings,
 )
