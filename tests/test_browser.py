@@ -447,7 +447,7 @@ def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupy
                 else:
                     assert cells_text[1] == review
             labels = [rows.nth(n).locator("td").nth(2).inner_text().strip() for n in range(len(REVIEWS))]
-            assert labels == ["Negative", "Positive", "Negative", "Positive", "Neutral"], labels
+            assert labels == ["negative", "positive", "negative", "positive", "neutral"], labels  # from the item
 
             # 5: model ids on one line in the models table (a wrapped inline element has several boxes)
             ids = output("models").locator("td code")
