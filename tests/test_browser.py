@@ -360,8 +360,41 @@ SHOWN_CELLS = {  # name: source; every output of these cells is checked for Math
     "panel": "%aihubmix panel",
     "tool": "def get_weather(city: str) -> str:\n    '''The weather in a city now.'''\n    return f'sunny in {city}'",
     "ask": "%%aihubmix --tools get_weather\nWhat is the weather in Paris?",
+    "control": "from IPython.display import Markdown\nMarkdown('math still works: $x^2$')",  # MathJax is on
 }
 MATH = "mjx-container, .MathJax, .MathJax_Preview, mjx-math"
+MONEY = (("answer", r"≈ \$0\.\d{4}"), ("cost", r"Budget \$0\.50: ≈ \$0\.\d+ left"),
+         ("estimate", r"→ ≈ \$0\.\d+\. The session budget has ≈ \$0\.\d+ left"),
+         ("models", r"\$3\.00\s+\$15\.00"), ("compare", r"[≈<] \$0\.\d{4}[^$]+[≈<] \$0\.\d{4}"),
+         ("panel", r"Budget \$0\.50 · spent ≈ \$0\.\d+"))
+
+
+def _shown_notebook(url: str, token: str, name: str, cells: list[str]) -> None:
+    """A notebook of the SHOWN_CELLS named, put on the server."""
+    cells_json = [{"cell_type": "code", "id": cell, "source": SHOWN_CELLS[cell], "metadata": {}, "outputs": [],
+                   "execution_count": None} for cell in cells]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells_json,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    with httpx.Client(timeout=10) as client:
+        client.put(f"{url}/api/contents/{name}", headers={"Authorization": f"token {token}"},
+                   json={"type": "notebook", "format": "json", "content": notebook}).raise_for_status()
+
+
+def _money_is_text(output, names: list[str]) -> None:
+    """With the budget set, the money outputs have two `$` or more: each reads as text, and no output of
+    any cell holds a MathJax element (two `$` in one output would open a formula)."""
+    expect_budget = output("setup").inner_text()
+    assert "Budget $0.50" in expect_budget, expect_budget
+    for name, pattern in MONEY:
+        if name in names:
+            text = output(name).inner_text()
+            assert re.search(pattern, text), f"{name}: {text[-600:]}"
+    for name in names:
+        math = output(name).locator(MATH)
+        if name == "control":  # real math is typeset: the check below would see MathJax in our outputs
+            assert math.count() >= 1, f"no MathJax for real math: {output(name).inner_html()[:500]}"
+        else:
+            assert math.count() == 0, f"{name}: MathJax in {output(name).inner_html()[:1500]}"
 
 
 def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupyterlab):
@@ -372,13 +405,7 @@ def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupy
 
     url, token, root = jupyterlab
     names = list(SHOWN_CELLS)
-    cells_json = [{"cell_type": "code", "id": name, "source": source, "metadata": {}, "outputs": [],
-                   "execution_count": None} for name, source in SHOWN_CELLS.items()]
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells_json,
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
-    with httpx.Client(timeout=10) as client:
-        client.put(f"{url}/api/contents/{SHOWN_NOTEBOOK}", headers={"Authorization": f"token {token}"},
-                   json={"type": "notebook", "format": "json", "content": notebook}).raise_for_status()
+    _shown_notebook(url, token, SHOWN_NOTEBOOK, names)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -418,19 +445,10 @@ def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupy
             expect(output("ask")).to_contain_text("get_weather(city='Paris') → sunny in Paris")
             expect(hint).to_have_count(0)
             expect(cell("ask").locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            expect(cell("control").locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
             page.wait_for_timeout(1500)  # MathJax typesets after a render
 
-            # 1: money is text everywhere; with the budget set, every money output has two or more `$`
-            expect(output("setup")).to_contain_text("Budget $0.50")
-            for name, pattern in (("answer", r"≈ \$0\.\d{4}"), ("cost", r"Budget \$0\.50: ≈ \$0\.\d+ left"),
-                                  ("estimate", r"→ ≈ \$0\.\d+\. The session budget has ≈ \$0\.\d+ left"),
-                                  ("models", r"\$3\.00\s+\$15\.00"), ("compare", r"[≈<] \$0\.\d{4}[^$]+[≈<] \$0\.\d{4}"),
-                                  ("panel", r"Budget \$0\.50 · spent ≈ \$0\.\d+")):
-                text = output(name).inner_text()
-                assert re.search(pattern, text), f"{name}: {text[-600:]}"
-            for name in names:
-                math = output(name).locator(MATH)
-                assert math.count() == 0, f"{name}: MathJax in {output(name).inner_html()[:1500]}"
+            _money_is_text(output, names)
 
             # 2: the batch table: the review beside its label, the long one cut with the whole on hover
             table = output("batch").locator("table")
@@ -460,6 +478,56 @@ def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupy
             page.screenshot(path=str(ARTIFACTS / "shown.png"), full_page=True)
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "shown-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+NOTEBOOK7_CELLS = ["setup", "answer", "cost", "frame", "estimate", "models", "compare", "control"]
+
+
+def test_money_is_text_in_notebook_7(jupyterlab):
+    """The same money outputs in Notebook 7 (its own page, the same renderers as JupyterLab): no MathJax."""
+    pytest.importorskip("notebook", minversion="7")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    # every cell in the page (Notebook 7 attaches only the cells in view by default)
+    tracker = root.parent / "jupyter" / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    _shown_notebook(url, token, SHOWN_NOTEBOOK, NOTEBOOK7_CELLS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page.goto(f"{url}/notebooks/{SHOWN_NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            expect(cells).to_have_count(len(NOTEBOOK7_CELLS))
+            first = cells.first.locator(".jp-InputArea-prompt")
+            for _ in range(10):  # Run All before the kernel is connected runs nothing: try again
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+                page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+                try:
+                    expect(first).to_have_text(re.compile(r"\[[\d*]+\]"), timeout=10_000)
+                    break
+                except AssertionError:
+                    continue
+            last = cells.nth(len(NOTEBOOK7_CELLS) - 1)
+            expect(last.locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            expect(last.locator(".jp-OutputArea")).to_contain_text("math still works")
+            page.wait_for_timeout(1500)  # MathJax typesets after a render
+
+            def output(name: str):
+                return cells.nth(NOTEBOOK7_CELLS.index(name)).locator(".jp-OutputArea")
+
+            _money_is_text(output, NOTEBOOK7_CELLS)
+            page.screenshot(path=str(ARTIFACTS / "notebook7.png"), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "notebook7-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
