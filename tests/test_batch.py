@@ -18,6 +18,7 @@ from aihubmix_magic import (
     batch,
     settings,
 )
+from aihubmix_magic.services import cost as _cost
 
 
 def _prompt_of(response) -> str:
@@ -269,8 +270,8 @@ def test_over_a_list_with_out(sim, ip):
     assert isinstance(answers, BatchResults) and len(answers) == 3
     assert [_prompt_of(r) for r in answers] == ["Define: apple", "Define: pear", "Define: plum"]
     table = _markdown_outputs(ip)[-1]
-    assert table.startswith("| | prompt | answer | status |")
-    assert "Define: pear" in table and table.count("| completed |") == 3
+    assert table.startswith("| | item | answer | status |")  # what varies, beside the answer
+    assert "| 1 | pear | <span title=" in table and table.count("| completed |") == 3
     assert any(data.get("text/plain") == str(answers.summary) for data in ip.display_pub.outputs())
     assert sim.request_count == 3
 
@@ -284,6 +285,32 @@ def test_over_a_dataframe_column_keeps_the_index(sim, ip):
     sent = sorted(r.body["messages"][-1]["content"] for r in sim.requests)
     assert sent == ["Positive or negative? awful", "Positive or negative? great"]
     assert labels["a"].startswith("Positive") and labels["b"].startswith("Negative")
+    table = _markdown_outputs(ip)[-1]  # the review beside its label, not the instruction all rows share
+    assert table.startswith("| | review | answer | status |") and "| a | great | Positive" in table
+
+
+def test_results_table_shows_the_item_whole_or_cut_with_the_whole_on_hover(sim, ip):
+    review = "crisp, sweet | perfectly ripe, $2 a pound and $5 a box " + "and more words " * 20
+    ip.user_ns["df"] = pd.DataFrame({"review": [review, "fine"], "stars": [5, 3], "id": ["x", "y"]})
+    ip.run_cell_magic("aihubmix", "--over df -m sim-echo -o out",
+                      "Is this review positive, neutral or negative? Answer with one word. {review} ({stars} stars)")
+    table = _markdown_outputs(ip)[-1]
+    lines = table.splitlines()
+    assert lines[0] == "| | review | stars | answer | status |"  # the columns the template names, not `id`
+    whole = " ".join(review.split())
+    title = whole.replace("|", "&#124;").replace("$", "&#36;")
+    cell = lines[2].split(" | ")[1]
+    assert cell.startswith(f'<span title="{title}">crisp, sweet &#124; perfectly ripe, {_cost.MARKDOWN_DOLLAR}2')
+    assert cell.endswith("…</span>") and len(cell) < len(title) + 400
+    assert lines[3].startswith("| 1 | fine | 3 | ") and "$" not in table
+
+
+def test_results_table_without_the_items_shows_the_prompt(sim):
+    from aihubmix_magic.notebook.batch import results_table
+
+    results = batch(["a", "b"], model="sim-echo", template="Say {}", progress=False)
+    assert results_table(results)["text/markdown"].splitlines()[2].startswith("| 0 | Say a | ")
+    assert results_table(results, items=["a", "b"])["text/markdown"].splitlines()[2].startswith("| 0 | a | ")
 
 
 def test_over_a_dataframe_with_row_fields(sim, ip):
@@ -321,7 +348,7 @@ def test_results_table_rows_and_limit(sim):
     results = batch(["a|b", "c", "d"], model="sim-flaky-500-1", concurrency=1, progress=False)
     data = results_table(results, out="answers", limit=2)
     lines = data["text/markdown"].splitlines()
-    assert lines[2].startswith("| 0 | a\\|b | InternalServerError: ") and lines[2].endswith("| failed |")
+    assert lines[2].startswith("| 0 | a&#124;b | InternalServerError: ") and lines[2].endswith("| failed |")
     assert lines[3].startswith("| 1 | c |") and lines[3].endswith("| completed |")
     assert "… 1 more (all in `answers`)" in data["text/markdown"]
     assert settings.api_key not in data["text/markdown"] + data["text/plain"]

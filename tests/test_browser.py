@@ -401,3 +401,197 @@ def test_batch_progress_and_summary_in_jupyterlab(jupyterlab):
             raise
         finally:
             browser.close()
+
+
+SHOWN_NOTEBOOK = "shown-test.ipynb"
+LONG_REVIEW = ("crisp, sweet and perfectly ripe, the best pears we have had this year; they cost $4 a box at "
+               "the market and $6 in the shop, and every one of them was worth it, even the small ones that "
+               "looked a little green when they arrived on Tuesday")
+assert len(LONG_REVIEW) > 200  # the table cuts it: the whole text is on hover
+REVIEWS = ["bitter and tough, a waste of money", LONG_REVIEW, "arrived bruised and soft",
+           "delicious and juicy, will buy again", "fine, nothing special"]
+SHOWN_CELLS = {  # name: source; every output of these cells is checked for MathJax
+    "setup": "%load_ext aihubmix_magic\n%aihubmix demo\n%aihubmix budget 0.5",
+    "answer": "%%aihubmix -m claude-sonnet-4-5\nwords=20 about pears",
+    "cost": "%aihubmix cost",
+    "frame": f"import pandas as pd\ndf = pd.DataFrame({{'review': {REVIEWS!r}}})",
+    "estimate": "%%aihubmix --over df.review --estimate\nIs this review positive, neutral or negative? Answer with "
+                "one word. Review: {}",
+    "batch": "%%aihubmix --over df.review\nIs this review positive, neutral or negative? Answer with one word. "
+             "Review: {}",
+    "models": "%aihubmix models claude",
+    "compare": "%%aihubmix --compare gpt-4o-mini,claude-sonnet-4-5\nwords=15 about plums",
+    "panel": "%aihubmix panel",
+    "tool": "def get_weather(city: str) -> str:\n    '''The weather in a city now.'''\n    return f'sunny in {city}'",
+    "ask": "%%aihubmix --tools get_weather\nWhat is the weather in Paris?",
+    "control": "from IPython.display import Markdown\nMarkdown('math still works: $x^2$')",  # MathJax is on
+}
+MATH = "mjx-container, .MathJax, .MathJax_Preview, mjx-math"
+MONEY = (("answer", r"≈ \$0\.\d{4}"), ("cost", r"Budget \$0\.50: ≈ \$0\.\d+ left"),
+         ("estimate", r"→ ≈ \$0\.\d+\. The session budget has ≈ \$0\.\d+ left"),
+         ("models", r"\$3\.00\s+\$15\.00"), ("compare", r"[≈<] \$0\.\d{4}[^$]+[≈<] \$0\.\d{4}"),
+         ("panel", r"Budget \$0\.50 · spent ≈ \$0\.\d+"))
+
+
+def _shown_notebook(url: str, token: str, name: str, cells: list[str]) -> None:
+    """A notebook of the SHOWN_CELLS named, put on the server."""
+    cells_json = [{"cell_type": "code", "id": cell, "source": SHOWN_CELLS[cell], "metadata": {}, "outputs": [],
+                   "execution_count": None} for cell in cells]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells_json,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    with httpx.Client(timeout=10) as client:
+        client.put(f"{url}/api/contents/{name}", headers={"Authorization": f"token {token}"},
+                   json={"type": "notebook", "format": "json", "content": notebook}).raise_for_status()
+
+
+def _money_is_text(output, names: list[str]) -> None:
+    """With the budget set, the money outputs have two `$` or more: each reads as text, and no output of
+    any cell holds a MathJax element (two `$` in one output would open a formula)."""
+    expect_budget = output("setup").inner_text()
+    assert "Budget $0.50" in expect_budget, expect_budget
+    for name, pattern in MONEY:
+        if name in names:
+            text = output(name).inner_text()
+            assert re.search(pattern, text), f"{name}: {text[-600:]}"
+    for name in names:
+        math = output(name).locator(MATH)
+        if name == "control":  # real math is typeset: the check below would see MathJax in our outputs
+            assert math.count() >= 1, f"no MathJax for real math: {output(name).inner_html()[:500]}"
+        else:
+            assert math.count() == 0, f"{name}: MathJax in {output(name).inner_html()[:1500]}"
+
+
+def test_money_batch_items_model_ids_and_an_unanswered_prompt_in_jupyterlab(jupyterlab):
+    """What a person sees: every `$` amount (footer, cost, budget, estimate, models table, compare, panel)
+    is text, not MathJax; the batch table shows each review beside its label (a long one cut, whole on
+    hover); model ids stay on one line; an approval left unanswered says what to do after 20 s."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    names = list(SHOWN_CELLS)
+    _shown_notebook(url, token, SHOWN_NOTEBOOK, names)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page.goto(f"{url}/lab/tree/{SHOWN_NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            expect(cells.first.locator(".cm-content")).to_be_visible()
+            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible()
+            page.keyboard.press("Control+b")
+            cells.first.locator(".cm-content").click()
+            for _ in names:
+                page.keyboard.press("Shift+Enter")
+
+            def cell(name: str):
+                return cells.nth(names.index(name))
+
+            def output(name: str):
+                return cell(name).locator(".jp-OutputArea")
+
+            # 4: the approval prompt nobody answers: after 20 s one line under the buttons says what to do
+            prompt = page.locator(".aihubmix-approval")
+            expect(prompt).to_be_visible()
+            shown_at = time.monotonic()
+            hint = output("ask").locator(".aihubmix-approval-hint")
+            expect(hint).to_be_visible(timeout=40_000)
+            waited = time.monotonic() - shown_at
+            assert 15 < waited < 35, f"the hint came after {waited:.1f} s"
+            expect(hint).to_contain_text("interrupt the kernel (■) and run the cell again with --yes")
+            expect(hint).to_contain_text("reload the page")
+            hint_box, buttons_box = hint.bounding_box(), prompt.bounding_box()
+            assert hint_box["y"] >= buttons_box["y"] + buttons_box["height"] - 1, "the hint is under the buttons"
+            page.screenshot(path=str(ARTIFACTS / "approval-hint.png"))
+            prompt.locator("button", has_text="Run").first.click()  # the buttons still work after the hint
+            expect(output("ask")).to_contain_text("get_weather(city='Paris') → sunny in Paris")
+            expect(hint).to_have_count(0)
+            expect(cell("ask").locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            expect(cell("control").locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            page.wait_for_timeout(1500)  # MathJax typesets after a render
+
+            _money_is_text(output, names)
+
+            # 2: the batch table: the review beside its label, the long one cut with the whole on hover
+            table = output("batch").locator("table")
+            assert [h.strip() for h in table.locator("th").all_inner_texts()] == ["", "review", "answer", "status"]
+            rows = table.locator("tbody tr")
+            expect(rows).to_have_count(len(REVIEWS))
+            for number, review in enumerate(REVIEWS):
+                cells_text = rows.nth(number).locator("td").all_inner_texts()
+                assert cells_text[0].strip() == str(number) and cells_text[3].strip() == "completed"
+                if review is LONG_REVIEW:
+                    assert cells_text[1].endswith("…") and LONG_REVIEW.startswith(cells_text[1][:-1])
+                    assert rows.nth(number).locator("td").nth(1).locator("span[title]").get_attribute(
+                        "title") == LONG_REVIEW
+                else:
+                    assert cells_text[1] == review
+            labels = [rows.nth(n).locator("td").nth(2).inner_text().strip() for n in range(len(REVIEWS))]
+            assert labels == ["negative", "positive", "negative", "positive", "neutral"], labels  # from the item
+
+            # 5: model ids on one line in the models table (a wrapped inline element has several boxes)
+            ids = output("models").locator("td code")
+            assert ids.count() >= 3
+            for index in range(ids.count()):
+                code = ids.nth(index)
+                lines = code.evaluate("e => e.getClientRects().length")
+                assert lines == 1, f"{code.inner_text()} wraps over {lines} lines"
+            output("models").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "shown.png"), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "shown-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+NOTEBOOK7_CELLS = ["setup", "answer", "cost", "frame", "estimate", "models", "compare", "control"]
+
+
+def test_money_is_text_in_notebook_7(jupyterlab):
+    """The same money outputs in Notebook 7 (its own page, the same renderers as JupyterLab): no MathJax."""
+    pytest.importorskip("notebook", minversion="7")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = jupyterlab
+    # every cell in the page (Notebook 7 attaches only the cells in view by default)
+    tracker = root.parent / "jupyter" / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    _shown_notebook(url, token, SHOWN_NOTEBOOK, NOTEBOOK7_CELLS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.set_default_timeout(WAIT)
+        expect.set_options(timeout=WAIT)
+        try:
+            page.goto(f"{url}/notebooks/{SHOWN_NOTEBOOK}?token={token}")
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            expect(cells).to_have_count(len(NOTEBOOK7_CELLS))
+            first = cells.first.locator(".jp-InputArea-prompt")
+            for _ in range(10):  # Run All before the kernel is connected runs nothing: try again
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+                page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+                try:
+                    expect(first).to_have_text(re.compile(r"\[[\d*]+\]"), timeout=10_000)
+                    break
+                except AssertionError:
+                    continue
+            last = cells.nth(len(NOTEBOOK7_CELLS) - 1)
+            expect(last.locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[\d+\]"))
+            expect(last.locator(".jp-OutputArea")).to_contain_text("math still works")
+            page.wait_for_timeout(1500)  # MathJax typesets after a render
+
+            def output(name: str):
+                return cells.nth(NOTEBOOK7_CELLS.index(name)).locator(".jp-OutputArea")
+
+            _money_is_text(output, NOTEBOOK7_CELLS)
+            page.screenshot(path=str(ARTIFACTS / "notebook7.png"), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "notebook7-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()

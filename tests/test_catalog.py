@@ -431,9 +431,12 @@ def test_estimate_tokens():
 def test_models_lists_context_prices_and_features(ip, sim):
     ip.run_line_magic("aihubmix", "models claude")
     markdown = ip.display_pub.outputs()[-1]["text/markdown"]
-    assert "| model | context | max output | input &#36; / 1M | output &#36; / 1M | input | features |" in markdown
-    assert "| `claude-sonnet-4-5` | 200,000 | 64,000 | &#36;3.00 | &#36;15.00 | image, pdf, text | " in markdown
     assert "$" not in markdown  # Jupyter would read two dollar signs as LaTeX math and mangle the table
+    markdown = markdown.replace(_cost.MARKDOWN_DOLLAR, "$")
+    assert "| model | context | max output | input $ / 1M | output $ / 1M | input | features |" in markdown
+    # the id on one line (it would wrap at a hyphen in a narrow table)
+    assert ('| <code style="white-space: nowrap">claude-sonnet-4-5</code> | 200,000 | 64,000 | $3.00 | $15.00 | '
+            "image, pdf, text | ") in markdown
     assert re.search(r"^claude-sonnet-4-5 +200,000 +64,000 +\$3\.00 +\$15\.00 ", plain_outputs(ip)[-1], re.M)
     assert "gpt-4o-mini" not in markdown and "USD per 1M tokens" in markdown
     assert len(sim.requests) == 1 and sim.requests[0].path == "/v1/models"  # the key's list, with the key
@@ -441,14 +444,14 @@ def test_models_lists_context_prices_and_features(ip, sim):
 
 def test_models_filters_by_features_and_modality(ip, sim):
     ip.run_line_magic("aihubmix", "models --features tools")
-    listed = set(re.findall(r"\| `([^`]+)` \|", ip.display_pub.outputs()[-1]["text/markdown"]))
+    listed = set(re.findall(r"\| <code[^>]*>([^<]+)</code> \|", ip.display_pub.outputs()[-1]["text/markdown"]))
     assert {"deepseek-chat", "deepseek-reasoner"} <= listed  # only `tools`, only `function_calling`
     ip.run_line_magic("aihubmix", "models --features thinking,tools --modality image")
-    listed = set(re.findall(r"\| `([^`]+)` \|", ip.display_pub.outputs()[-1]["text/markdown"]))
+    listed = set(re.findall(r"\| <code[^>]*>([^<]+)</code> \|", ip.display_pub.outputs()[-1]["text/markdown"]))
     assert listed == {"gpt-4o-mini", "gpt-5.4", "o4-mini", "claude-sonnet-4-5", "claude-sonnet-4-5-think",
                       "gemini-2.5-flash", "gemini-3.1-pro-preview"}
     ip.run_line_magic("aihubmix", "models gemini --modality=audio,video --features web")
-    listed = set(re.findall(r"\| `([^`]+)` \|", ip.display_pub.outputs()[-1]["text/markdown"]))
+    listed = set(re.findall(r"\| <code[^>]*>([^<]+)</code> \|", ip.display_pub.outputs()[-1]["text/markdown"]))
     assert listed == {"gemini-2.5-flash", "gemini-2.5-flash-nothink", "gemini-3.1-pro-preview"}
     ip.run_line_magic("aihubmix", "models deepseek --modality image")
     assert plain_outputs(ip)[-1].startswith("No model matches 'deepseek', image")

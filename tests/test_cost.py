@@ -166,9 +166,9 @@ def test_each_compare_column_has_its_cost(ip, sim):
         assert f"{response.model} · chat · {response.usage.input_tokens:,} → {response.usage.output_tokens:,} " \
                f"tokens · {format_cost(response.cost)} · " in grid
     assert comparison["sim-echo"].cost is None
-    # two dollar signs in one Markdown table are LaTeX math to Jupyter: the footers' are written as &#36;
+    # two dollar signs in one Markdown table are LaTeX math to Jupyter: each of the footers' is alone in a span
     markdown = ip.display_pub.outputs()[-1]["text/markdown"]
-    assert "$" not in markdown and markdown.count("&#36;") == 2
+    assert "$" not in markdown and markdown.count(_cost.MARKDOWN_DOLLAR) == 2
     frame = comparison.to_dataframe()
     assert frame.loc["claude-sonnet-4-5", "cost"] == pytest.approx(comparison["claude-sonnet-4-5"].cost)
     assert {row["model"] for row in _cost.ledger.by_model()} == {"gpt-4o-mini", "claude-sonnet-4-5", "sim-echo"}
@@ -197,8 +197,8 @@ def test_cost_subcommand_shows_the_spend_by_model(ip, sim):
     responses = [r for r in history()[-4:]]
     ip.run_line_magic("aihubmix", "cost")
     markdown = ip.display_pub.outputs()[-1]["text/markdown"]
-    assert "$" not in markdown  # dollar signs as &#36;: Jupyter would read pairs of them as LaTeX math
-    markdown = markdown.replace("&#36;", "$")
+    assert "$" not in markdown  # each dollar sign alone in a span: Jupyter would read pairs of them as LaTeX math
+    markdown = markdown.replace(_cost.MARKDOWN_DOLLAR, "$")
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)` \|.*$", markdown, re.M)}
     assert list(rows) == ["claude-sonnet-4-5", "gpt-4o-mini", "sim-echo", "deepseek-chat"]
     sonnet = [r for r in responses if r.request["model"] == "claude-sonnet-4-5"]
@@ -410,15 +410,20 @@ def test_the_panel_shows_spend_budget_and_balance(ip, sim):
     from aihubmix_magic.notebook.widgets import Panel
 
     panel = Panel()
+
+    def status() -> str:  # each dollar sign alone in a span: two would be LaTeX math in some frontends
+        assert "$" not in panel.status.value
+        return panel.status.value.replace(_cost.MARKDOWN_DOLLAR, "$")
+
     try:
         panel._fetcher.join(30)
-        assert "No budget (spent $0 this session)" in panel.status.value
+        assert "No budget (spent $0 this session)" in status()
         ip.run_cell_magic("aihubmix", "-m claude-sonnet-4-5", "words=30")
-        assert f"spent {format_cost(last_response().cost)} this session" in panel.status.value
+        assert f"spent {format_cost(last_response().cost)} this session" in status()
         settings.budget = 2
-        assert "Budget $2.00 · spent ≈ $0.0" in panel.status.value
+        assert "Budget $2.00 · spent ≈ $0.0" in status()
         ip.run_line_magic("aihubmix", "balance")
-        assert "balance $14.77" in panel.status.value
+        assert "balance $14.77" in status()
         assert TEST_KEY not in panel.status.value
     finally:
         panel.close()

@@ -150,3 +150,54 @@ def test_code_in_the_language_asked(ip, prompt, language):
 def test_prose_is_still_marked_simulated(ip):
     ip.run_cell_magic("aihubmix", "", "Tell me about the history of statistics.")
     assert last_response().text.startswith("*Simulated answer from gpt-4o-mini.*\n\n")
+
+
+# short reviews of another shop, not used to write the simulator's word lists; the label is the writer's
+HELD_OUT = [
+    ("bitter and tough, a waste of money", "negative"),
+    ("crisp, sweet and perfectly ripe", "positive"),
+    ("arrived bruised and soft", "negative"),
+    ("delicious and juicy, will buy again", "positive"),
+    ("fine, nothing special", "neutral"),
+    ("The strawberries were mouldy after one day.", "negative"),
+    ("Lovely fresh bread, still warm when it came.", "positive"),
+    ("It's okay.", "neutral"),
+    ("Terrible customer service, nobody answered my emails.", "negative"),
+    ("Great value for the price, I recommend it.", "positive"),
+    ("The box was damaged and two jars were broken.", "negative"),
+    ("Tastes good and the kids love it", "positive"),
+    ("Average coffee, decent but nothing to write home about", "neutral"),
+    ("Stale crackers, had to throw them out", "negative"),
+    ("Excellent quality, fast delivery", "positive"),
+    ("the cheese was bland and watery", "negative"),
+    ("Works as described.", "neutral"),
+    ("Wonderful flavour, my new favourite tea!", "positive"),
+    ("Too sour for me and the pack leaked.", "negative"),
+    ("Happy with it, nice and sturdy.", "positive"),
+]
+WORDINGS = [
+    "Is this review positive, neutral or negative? Answer with one word. Review: {}",
+    "Classify the sentiment of this review as positive, negative or neutral: {}",
+    "{}\n\nSentiment (positive/negative/neutral)? One word.",
+    "Review: {}\nIs the review above positive, negative or neutral? Answer in one word.",
+    "Tell me whether the following customer review is positive, negative, or neutral. Reply with the label "
+    "only.\n\n\"{}\"",
+    "You label reviews. Which one fits, negative, neutral or positive? Just the label please.\nText: {}",
+]
+
+
+def test_labels_come_from_the_item_whatever_the_wording(sim, capsys):
+    """The label follows the review, not the instruction's words, wherever the review stands in the prompt."""
+    reviews = pd.Series([review for review, _ in HELD_OUT])
+    expected = pd.Series([label for _, label in HELD_OUT])
+    by_wording = {}
+    for wording in WORDINGS:
+        answers = batch(reviews, template=wording, model="gpt-4o-mini", progress=False)
+        by_wording[wording] = answers.map(lambda text: text.split()[0].strip(".,—").lower())
+    table = pd.DataFrame(by_wording)
+    agreement = {wording[:40]: float((labels == expected).mean()) for wording, labels in by_wording.items()}
+    with capsys.disabled():
+        print(f"\nheld-out labels agreeing with the writers', by wording: {agreement}")
+    assert table.nunique(axis=1).max() == 1, f"the wording changed a label:\n{table}"  # the item decides
+    assert min(agreement.values()) >= 0.8
+    assert list(table.iloc[:5, 0]) == ["negative", "positive", "negative", "positive", "neutral"]  # the issue's

@@ -112,7 +112,7 @@ def test_options_and_the_system_prompt_go_along(ip, sim):
     assert (body["model"], body["temperature"], body.get("stream", False)) == ("claude-haiku-4-5", 0.1, False)
     assert body["messages"][0]["content"] == SYSTEMS["fix"] + "\n\nAnswer in French."
     assert ip.user_ns["fixed"] is last_response() and "ZeroDivisionError" in last_response().text
-    assert ip.rl_next_input.startswith("1 / 0  # <- ZeroDivisionError here")
+    assert ip.rl_next_input == "(1 / 0 if 0 else 0)"  # a corrected cell that runs
 
 
 def test_a_syntax_error_is_fixed_too(ip, sim):
@@ -179,3 +179,37 @@ def test_bad_options_are_one_line_and_send_nothing(ip, sim, line, words):
     with pytest.raises(UsageError, match=words):
         ip.run_line_magic("aihubmix", line)
     assert sim.request_count == 0
+
+
+@pytest.mark.parametrize(("setup", "cell", "check"), [
+    ("", "1/0", "(1/0 if 0 else 0)"),
+    ("values = []", "mean = sum(values) / len(values)\nprint(mean)", "sum(values) / len(values) if len(values)"),
+    ("", "def mean(values):\n    return sum(values) / len(value)\n\nprint(mean([3, 4, 5]))", "len(values)"),
+    ("", "total = 0\nfor x in [1, 2]:\n    total += x\nprint(totl)", "print(total)"),
+    ("", "prnt('hello')", "print('hello')"),
+    ("prices = {'apple': 1.2, 'pear': 0.8}", "prices['aple'] * 2", "prices['apple']"),
+    ("df = pd.DataFrame({'review': ['good', 'bad'], 'stars': [5, 1]})", "df['starz'].mean()", "df['stars']"),
+    ("df = pd.DataFrame({'review': ['good', 'bad'], 'stars': [5, 1]})", "df.revew.str.upper()", "df.review"),
+    ("", "name = 'ada'\nname.uper()", "name.upper()"),
+    ("", "import math\nmath.sqroot(16)", "math.sqrt(16)"),
+    ("", "fruits = ['apple', 'pear', 'plum']\nfruits[3]", "fruits[-1]"),
+    ("fruits = ['apple', 'pear', 'plum']", "for i in range(4):\n    print(fruits[i])", "len(fruits)"),
+    ("", "age = 30\nprint('Age: ' + age)", "'Age: ' + str(age)"),
+    ("", "count = 3\ncount + '4'", "count + 4"),
+    ("", "label = 'items: '\nlabel += 5", "label += str(5)"),
+    ("globals().pop('math', None)", "print(math.sqrt(16))", "import math\n"),
+    ("globals().pop('datetime', None)", "now = datetime.datetime.now()\nnow.year", "import datetime\n"),
+])
+def test_the_inserted_fix_runs(ip, sim, setup, cell, check):
+    """The demo's corrected cell runs for the common errors: a division by zero, a misspelt name, key,
+    column or attribute (the closest existing one), an index out of range, a string added to a number, a
+    standard module used without its import."""
+    ip.run_cell("import pandas as pd\n" + setup, store_history=True)
+    fail(ip, cell)
+    ip.run_line_magic("aihubmix", "fix")
+    corrected = ip.rl_next_input
+    assert corrected and corrected != cell and check in corrected, corrected
+    assert any(data.get("text/plain") == "The corrected code is at the next prompt."
+               for data in ip.display_pub.outputs())
+    result = ip.run_cell(corrected, store_history=True)  # the inserted cell, run as the user would
+    assert result.error_before_exec is None and result.error_in_exec is None, (corrected, result.error_in_exec)

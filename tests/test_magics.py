@@ -159,7 +159,7 @@ def test_key_subcommand_uses_getpass_and_masks(ip, monkeypatch, capsys):
 def test_models_table(ip):
     ip.run_line_magic("aihubmix", "models claude")
     table = markdown_outputs(ip)[-1]
-    assert "`claude-sonnet-4-5`" in table and "gpt-4o-mini" not in table
+    assert ">claude-sonnet-4-5</code>" in table and "gpt-4o-mini" not in table
 
 
 def test_demo_mode(ip, capsys):

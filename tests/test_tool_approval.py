@@ -135,3 +135,41 @@ def test_an_interrupt_during_a_tool_stops_at_once_and_keeps_the_steps(kernel, si
     assert "stopped after 1 step" in reply["content"]["evalue"]
     assert report(kc) == "[('get_weather', True, 'sunny in Paris, 21C')] cancelled"
     assert sim.request_count == 1  # nothing was sent after the interrupt
+
+
+@pytest.mark.kernel
+def test_an_unanswered_prompt_says_what_to_do_then_times_out(kernel, sim):  # noqa: F811
+    """Nobody clicks (a frontend that loses widget messages): a line under the buttons says what to do (after
+    20 s; shortened here), and `settings.approval_timeout` skips the call; the step says why."""
+    km, kc = kernel
+    setup = DEFINE + "import aihubmix_magic.notebook.approval as a\na.HINT_AFTER = 0.5\nsettings.approval_timeout = 3\n"
+    assert kc.execute_interactive(setup, timeout=30)["content"]["status"] == "ok"
+    sim.reset()
+    msg_id = kc.execute("%%aihubmix --tools get_weather -m sim-tool-call\nWhat is the weather in Paris?",
+                        allow_stdin=True)
+    seen: list[dict] = []
+    found = wait_for_prompt(kc, msg_id, seen)
+    assert len(found) == 3
+    rest = messages_until_idle(kc, msg_id)
+    assert kc.get_shell_msg(timeout=30)["content"]["status"] == "ok"
+    hints = [m["content"]["data"] for m in rest if m["msg_type"] == "display_data"
+             and "aihubmix-approval-hint" in m["content"]["data"].get("text/html", "")]
+    assert len(hints) == 1, "one hint line"
+    text = hints[0]["text/plain"]
+    assert "interrupt the kernel (■) and run the cell again with --yes" in text and "reload the page" in text
+    assert "skipped after 3 s (settings.approval_timeout)" in text
+    printed: list[str] = []
+    kc.execute_interactive("r = last_response()\nprint([(c.approved, c.note) for s in r.steps for c in s.calls])",
+                           timeout=30, output_hook=lambda m: printed.append(m["content"].get("text", "")))
+    assert "".join(printed).strip() == "[(False, 'no answer within the approval timeout')]"
+    assert sim.request_count == 2  # the model was told the call did not run, and answered
+
+
+def test_approval_timeout_is_checked():
+    from aihubmix_magic import settings
+    from aihubmix_magic.session.settings import InvalidSettingError
+
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(InvalidSettingError, match="approval_timeout must be a positive number"):
+            settings.approval_timeout = bad
+    assert settings.approval_timeout is None  # off by default; nothing changed

@@ -5,6 +5,7 @@ nothing, an interrupt in a tool, export of the steps, and the terminal display."
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import nbformat
 import pytest
@@ -264,3 +265,37 @@ def test_what_the_model_said_before_its_calls_is_in_the_step(tools, sim):
     assert "The model said: Let me look that up." in block
     other = ToolRun(id="c2", name="get_time", arguments={"city": "Paris"}, approved=True, result="12:00")
     assert "The model said" not in step_block(Step(1, Said(), [run, other]), other)["text/markdown"]
+
+
+def prices(category: str) -> str:
+    """Today's prices of a category: 'fruit' or 'vegetable'."""
+    return f"prices of {category}"
+
+
+def find(category: str, market: str = "central") -> str:
+    """Find what a market sells.
+
+    Args:
+        category: fruit, vegetable or herb.
+        market: the market's name.
+    """
+    return f"{category} at {market}"
+
+
+def stock(kind: Literal["apple", "pear"], note: str = "") -> str:
+    """Stock of a kind: 'banana' or 'cherry' would be wrong here, the Literal says what is allowed."""
+    return kind
+
+
+@pytest.mark.parametrize(("function", "allowed"), [
+    (prices, {"category": {"fruit", "vegetable"}}),  # named in the description
+    (find, {"category": {"fruit", "vegetable", "herb"}}),  # named under Args:
+    (stock, {"kind": {"apple", "pear"}}),  # the Literal first, whatever the docstring says
+])
+def test_demo_tool_arguments_come_from_the_schema_then_the_docstring(tools, sim, function, allowed):
+    tools.user_ns[function.__name__] = function
+    tools.run_cell_magic("aihubmix", f"--tools {function.__name__} --yes -m sim-tool-call", "What is on offer?")
+    (run,) = last_response().steps[0].calls
+    for name, values in allowed.items():
+        assert run.arguments[name] in values, run.arguments
+    tools.user_ns.pop(function.__name__)

@@ -27,6 +27,7 @@ __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
     "CatalogError",
     "FEATURES",
+    "MARKDOWN_DOLLAR",
     "MODALITIES",
     "ModelInfo",
     "PRICE_UNIT_TOKENS",
@@ -292,7 +293,15 @@ def format_price(price: float | None) -> str:
     return f"${price:,.4f}".rstrip("0").rstrip(".") if price < 0.01 else f"${price:,.2f}"
 
 
+MARKDOWN_DOLLAR = "<span>&#36;</span>"
+
+
 def markdown_dollars(text: str) -> str:
-    """`$` as `&#36;` for Markdown output: Jupyter reads two dollar signs in one block (a table, a row of
-    footers) as LaTeX math and mangles what lies between them; the entity shows as a plain `$`."""
-    return text.replace("$", "&#36;")
+    """Every `$` as `<span>&#36;</span>`, for Markdown and HTML output (the one place money is made safe).
+
+    Jupyter reads two dollar signs in one output (a table, a footer with a budget) as LaTeX math. An entity
+    (`&#36;`) or a backslash (`\\$`) alone does not stop it: JupyterLab and Notebook 7 hand the rendered
+    HTML to MathJax, which finds the decoded `$` pairs in the page's text. MathJax only pairs delimiters
+    within one run of text, so a `$` alone in its own element is plain text; the entity keeps it from a
+    Markdown viewer that looks for math in the source (GitHub). Not for text inside a code span."""
+    return text.replace("$", MARKDOWN_DOLLAR)

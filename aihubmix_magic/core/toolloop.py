@@ -71,6 +71,8 @@ class Approver:
         if self.ask is None:
             return False, "nobody could be asked: no interactive frontend"
         answer = self.ask(call, signature)
+        if answer == "timeout":  # settings.approval_timeout passed without a click
+            return False, "no answer within the approval timeout"
         if answer == "always":
             self.always = True
         return answer in ("run", "always"), None

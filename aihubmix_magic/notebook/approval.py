@@ -1,7 +1,7 @@
 """Asking the user whether a tool call may run: a widget prompt in a notebook, a y/n question in a terminal,
 and nobody (the call is skipped) where nobody can answer.
 
-    answer = ask(run, where="notebook")   # "run", "skip" or "always" (for the rest of the cell)
+    answer = ask(run, where="notebook")   # "run", "skip", "always" (for the rest of the cell) or "timeout"
 
 **How a notebook cell waits for a click.** A cell's code runs on the kernel's main thread, and that thread
 is also the one that handles the messages from the frontend, so a cell that simply waits never sees the
@@ -14,6 +14,12 @@ stops it at once. Nothing else changes hands: the execute requests of "Run all" 
 thread, untouched. (jupyter-ui-poll, the package that does this for older kernels, re-enters the
 kernel's `do_one_iteration()`, which ipykernel 7 no longer has, so it would wait forever here.)
 
+**When no click arrives.** Some frontends show the buttons but never deliver their clicks (widget messages
+lost between the page and the kernel). After `HINT_AFTER` seconds without an answer a line under the buttons
+says what to do: interrupt (■) and run the cell again with `--yes`, or reload the page. It is a plain
+output, not a widget, so it shows even where widgets are broken. `settings.approval_timeout` (seconds; off
+by default) skips the call once that long has passed ("timeout": the step says so).
+
 Where that is not available (an older ipykernel, another kernel), the prompt is a line of text read with
 `input()`, which every Jupyter frontend that allows stdin shows as a text box. A frontend that cannot
 answer (nbclient, papermill: `allow_stdin` off) cannot click a button either: the call is skipped.
@@ -24,13 +30,15 @@ from __future__ import annotations
 import html
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Answer", "ask", "default_asker", "nobody_can_answer"]
+__all__ = ["HINT_AFTER", "Answer", "ask", "default_asker", "nobody_can_answer"]
 
-Answer = str  # "run" | "skip" | "always"
+Answer = str  # "run" | "skip" | "always" | "timeout"
 _WAIT_SLICE = 0.1  # seconds between looks at the event: an interrupt is taken at once
+HINT_AFTER = 20.0  # seconds without a click before the line that says what to do appears
 
 
 def nobody_can_answer(where: str) -> bool:
@@ -48,7 +56,8 @@ def nobody_can_answer(where: str) -> bool:
 
 def ask(summary: str, detail: str, *, where: str) -> Answer:
     """Ask whether the call `summary` (e.g. `get_weather(city='Paris')`) may run. `where` is "notebook" or
-    "terminal". Returns "run", "skip" or "always". KeyboardInterrupt goes on up."""
+    "terminal". Returns "run", "skip", "always", or "timeout" (the buttons waited `settings.approval_timeout`
+    seconds). KeyboardInterrupt goes on up."""
     if where == "notebook" and _kernel() is not None:
         waiter = _subshell_waiter()
         if waiter is not None:
@@ -159,14 +168,44 @@ def _ask_with_buttons(summary: str, detail: str, waiter: _SubshellWaiter) -> Ans
         waiter.route(button)
     display(prompt)
     try:
-        while not event.wait(_WAIT_SLICE):
-            pass
+        if not _wait_for_click(event):
+            return "timeout"
     finally:
         prompt.close()
         for button in buttons:
             button.close()
         label.close()
     return chosen[0] if chosen else "skip"
+
+
+def _wait_for_click(event: threading.Event) -> bool:
+    """Wait for a button's click (True), or `settings.approval_timeout` seconds (False); after `HINT_AFTER`
+    seconds, show the line that says what to do if the buttons do not respond."""
+    from IPython.display import display
+
+    from ..session.settings import settings
+
+    timeout = settings.approval_timeout
+    started = time.monotonic()
+    hinted = False
+    while not event.wait(_WAIT_SLICE):
+        waited = time.monotonic() - started
+        if timeout is not None and waited >= timeout:
+            return False
+        if not hinted and waited >= HINT_AFTER:
+            display(_hint(timeout), raw=True)  # the cell's outputs are cleared once the call is decided
+            hinted = True
+    return True
+
+
+def _hint(timeout: float | None) -> dict[str, str]:
+    text = ("No answer yet. If the buttons do not respond, interrupt the kernel (■) and run the cell again with "
+            "--yes (every call runs without asking), or reload the page.")
+    if timeout is not None:
+        text += f" Without an answer the call is skipped after {timeout:g} s (settings.approval_timeout)."
+    shown = html.escape(text).replace("--yes", "<code>--yes</code>").replace(
+        "settings.approval_timeout", "<code>settings.approval_timeout</code>")
+    return {"text/html": f'<div class="aihubmix-approval-hint"><small>{shown}</small></div>', "text/plain": text}
 
 
 def default_asker() -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..core.exceptions import BatchInputError, InvalidRequestError
@@ -20,7 +20,7 @@ from ..services import cost as _cost
 from ..services.batch import OK_STATUSES, BatchResults, BatchSummary, _Run
 from .progress import progress_view
 
-__all__ = ["BatchResults", "BatchSummary", "batch", "check_template", "results_table"]
+__all__ = ["HOVER_LIMIT", "BatchResults", "BatchSummary", "batch", "check_template", "results_table"]
 
 
 def batch(
@@ -241,6 +241,28 @@ def _tool_options(requests: list[Request], approve: Any, max_steps: int | None) 
     return {"approve": approve, "max_steps": max_steps or DEFAULT_MAX_STEPS}
 
 
+def _with_mcp_tools(tools: Any, mcp: Iterable[str] | str, approve: Any) -> list[Any]:
+    """`tools` and the tools of the MCP servers `mcp` (started now); approval is checked first, so a batch
+    that could not run them starts no server."""
+    from ..core.exceptions import ToolDefinitionError
+    from ..core.tools import describe_tools, tool_name
+    from ..session.mcp import mcp_tools
+
+    names = [mcp] if isinstance(mcp, str) else list(mcp)
+    if not all(isinstance(name, str) for name in names) or not names:
+        raise BatchInputError(f"mcp= takes the names of MCP servers from mcp.json, not {mcp!r}")
+    if approve is not True and not callable(approve):
+        raise BatchInputError("batch() with mcp= needs approve=True (run every call) or approve=a function "
+                              "(call) -> bool: nobody can answer a prompt for each call of a batch.")
+    if isinstance(tools, (str, bytes, dict)) or (tools is not None and callable(tools)):
+        raise BatchInputError("tools= takes a list of functions (or tool definitions)")
+    try:
+        described = list(describe_tools(tools or ()))
+    except ToolDefinitionError as exc:
+        raise BatchInputError(str(exc)) from None
+    return described + list(mcp_tools(*names, taken=[tool_name(tool) for tool in described]))
+
+
 # -- for %%aihubmix --over -------------------------------------------------------------------------------
 def check_template(template: str, items: Any) -> None:
     """A cell used as a template must have a field ({} or {column}); BatchInputError if not."""
@@ -264,32 +286,92 @@ def _prompt_text(body: dict[str, Any]) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
+HOVER_LIMIT = 4000  # characters of a cut cell's whole text shown on hover in the results table
+
+
 def _cell(value: object, limit: int) -> str:
+    """One table cell in plain text: on one line, cut at `limit` with "…"."""
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("|", "\\|")
 
 
-def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> dict:
+def _markdown_cell(value: object, limit: int) -> str:
+    """One Markdown table cell: the text on one line, in full or cut at `limit` with "…" and the whole
+    text on hover (a title); `|`, `<` and `$` stay text (a `$` pair would be LaTeX math to Jupyter)."""
+    import html
+
+    from ..services.cost import markdown_dollars
+
+    text = " ".join(str(value).split())
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    shown = markdown_dollars(html.escape(shown, quote=False)).replace("|", "&#124;")
+    if len(text) <= limit:
+        return shown
+    if len(text) > HOVER_LIMIT:  # a long answer: enough to read, without megabytes in the notebook
+        text = text[: HOVER_LIMIT - 1] + "…"
+    title = html.escape(text).replace("|", "&#124;").replace("$", "&#36;")
+    return f'<span title="{title}">{shown}</span>'
+
+
+def _item_columns(items: Any, template: str | None, count: int) -> tuple[list[str], list[list[object]]] | None:
+    """What varies from row to row, for the results table: (headers, columns of the first `count` rows).
+    A Series or a list: one column, its values; a DataFrame: the columns the template names. None when
+    the items are unknown (the table shows the prompts instead)."""
+    if items is None:
+        return None
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(items, pd.DataFrame):
+        import string
+
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template or "") if name]
+        except ValueError:
+            return None
+        named = [name for name in dict.fromkeys(fields) if name in items.columns]
+        if not named:
+            return None
+        head = items.iloc[:count]
+        return [str(name) for name in named], [head[name].tolist() for name in named]
+    if pd is not None and isinstance(items, pd.Series):
+        return [str(items.name) if items.name is not None else "item"], [items.iloc[:count].tolist()]
+    if isinstance(items, Sequence) and not isinstance(items, (str, bytes)):
+        return ["item"], [list(items[:count])]
+    return None
+
+
+def results_table(results: Any, *, out: str | None = None, limit: int = 50, items: Any = None,
+                  template: str | None = None) -> dict:
     """Display data for a batch's results: a Markdown table, one row per item (the progress view has
-    already shown the summary)."""
+    already shown the summary). With `items` (what was batched) and its `template`, the table shows
+    what varies, the item (a Series' or list's values, or the DataFrame columns the template names),
+    beside the answer; without them, the prompt."""
     responses = results.attrs["responses"] if hasattr(results, "attrs") else results
     labels = list(results.index) if hasattr(results, "index") and not isinstance(results, list) else None
     if labels is None:
         labels = list(range(len(responses)))
-    markdown = ["| | prompt | answer | status |", "|---|---|---|---|"]
+    shown = list(zip(labels, responses, strict=True))[:limit]
+    columns = _item_columns(items, template, len(shown))
+    if columns is not None and any(len(column) != len(shown) for column in columns[1]):
+        columns = None  # not the items of these results
+    headers = columns[0] if columns else ["prompt"]
+    item_limit = 200 if len(headers) == 1 else max(40, 200 // len(headers))
+    markdown = ["| | " + " | ".join(_markdown_cell(h, 40) for h in headers) + " | answer | status |",
+                "|---|" + "---|" * len(headers) + "---|---|"]
     plain = []
-    for label, response in list(zip(labels, responses, strict=True))[:limit]:
+    for row, (label, response) in enumerate(shown):
         if response.status in OK_STATUSES:
             answer = response.text
         elif response.error is not None:
             answer = f"{type(response.error).__name__}: {response.error}"
         else:
             answer = ""
-        prompt = _prompt_text(response.request)
-        markdown.append(f"| {_cell(label, 20)} | {_cell(prompt, 60)} | {_cell(answer, 100)} | {response.status} |")
-        plain.append(f"{_cell(label, 20)}\t{response.status}\t{_cell(answer, 100)}")
+        values = [column[row] for column in columns[1]] if columns else [_prompt_text(response.request)]
+        cells = " | ".join(_markdown_cell(value, item_limit) for value in values)
+        markdown.append(f"| {_markdown_cell(label, 20)} | {cells} | {_markdown_cell(answer, 200)} | {response.status} |")
+        item = "\t" + " · ".join(_cell(value, 40) for value in values) if columns else ""
+        plain.append(f"{_cell(label, 20)}\t{response.status}{item}\t{_cell(answer, 100)}")
     notes = []
     if len(responses) > limit:
         notes.append(f"… {len(responses) - limit} more" + (f" (all in `{out}`)" if out else ""))
@@ -297,25 +379,3 @@ def results_table(results: Any, *, out: str | None = None, limit: int = 50) -> d
         "text/markdown": "\n".join(markdown) + "".join(f"\n\n<sub>{note}</sub>" for note in notes),
         "text/plain": "\n".join(plain + notes),
     }
-
-
-def _with_mcp_tools(tools: Any, mcp: Iterable[str] | str, approve: Any) -> list[Any]:
-    """`tools` and the tools of the MCP servers `mcp` (started now); approval is checked first, so a batch
-    that could not run them starts no server."""
-    from ..core.exceptions import ToolDefinitionError
-    from ..core.tools import describe_tools, tool_name
-    from ..session.mcp import mcp_tools
-
-    names = [mcp] if isinstance(mcp, str) else list(mcp)
-    if not all(isinstance(name, str) for name in names) or not names:
-        raise BatchInputError(f"mcp= takes the names of MCP servers from mcp.json, not {mcp!r}")
-    if approve is not True and not callable(approve):
-        raise BatchInputError("batch() with mcp= needs approve=True (run every call) or approve=a function "
-                              "(call) -> bool: nobody can answer a prompt for each call of a batch.")
-    if isinstance(tools, (str, bytes, dict)) or (tools is not None and callable(tools)):
-        raise BatchInputError("tools= takes a list of functions (or tool definitions)")
-    try:
-        described = list(describe_tools(tools or ()))
-    except ToolDefinitionError as exc:
-        raise BatchInputError(str(exc)) from None
-    return described + list(mcp_tools(*names, taken=[tool_name(tool) for tool in described]))

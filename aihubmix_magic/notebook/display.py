@@ -22,6 +22,7 @@ Both views implement `_live.LiveView`.
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 import uuid
@@ -30,11 +31,11 @@ from typing import Any, TextIO
 
 from ..core.response import Response
 from ..core.types import FENCE
-from ..services.cost import footer_cost
+from ..services.cost import footer_cost, markdown_dollars
 from .live import Live, LiveView
 
-__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "citations_block", "consume", "footer_text",
-           "reasoning_block"]
+__all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "citations_block", "consume", "footer_block",
+           "footer_text", "reasoning_block"]
 
 
 class IPythonPublisher:
@@ -274,8 +275,7 @@ class NotebookView:
             self.publisher.show(data, None)
         if response.citations:
             self.publisher.show(citations_block(response), None)
-        line = footer_text(response, status_line)
-        self.publisher.show({"text/markdown": f"<sub>{line}</sub>", "text/plain": line}, None)
+        self.publisher.show(footer_block(footer_text(response, status_line)), None)
 
 
 def citations_block(response: Response) -> dict[str, Any]:
@@ -335,6 +335,11 @@ class TerminalView:
             self.stream.write("\n\n" + citations_block(response)["text/plain"])
         self.stream.write("\n\n" + footer_text(response, status_line) + "\n")
         self.stream.flush()
+
+
+def footer_block(line: str) -> dict[str, str]:
+    """Display data for a footer line: small text, its dollar amounts kept as text (not LaTeX math)."""
+    return {"text/markdown": f"<sub>{markdown_dollars(html.escape(line, quote=False))}</sub>", "text/plain": line}
 
 
 def footer_text(response: Response, status_line: str | None = None) -> str:

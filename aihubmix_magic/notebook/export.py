@@ -25,7 +25,7 @@ from ..core.exceptions import InvalidRequestError
 from ..core.request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ..core.response import Response
 from ..core.types import content_text
-from .display import citations_block, footer_text, reasoning_block
+from .display import citations_block, footer_block, footer_text, reasoning_block
 
 __all__ = ["build_notebook", "export_notebook", "magic_line", "request_of"]
 
@@ -129,7 +129,7 @@ def _outputs(response: Response) -> list[Any]:
     if response.citations:
         outputs.append(v4.new_output("display_data", data=citations_block(response)))
     footer = footer_text(response, _tool_summary(response))
-    outputs.append(v4.new_output("display_data", data={"text/markdown": f"<sub>{footer}</sub>", "text/plain": footer}))
+    outputs.append(v4.new_output("display_data", data=footer_block(footer)))
     return outputs
 
 

@@ -419,7 +419,7 @@ class AihubmixMagics(Magics, SettingTraits):
         if args.estimate:  # a CostEstimate: nothing was sent
             display({"text/markdown": results._repr_markdown_(), "text/plain": str(results)}, raw=True)
             return None
-        display(results_table(results, out=args.out), raw=True)
+        display(results_table(results, out=args.out, items=items, template=template), raw=True)
         return None
 
     def _compare(self, args: argparse.Namespace, request: Request) -> None:

@@ -193,7 +193,7 @@ class Panel(widgets.VBox):
         parts.append(html.escape(_cost.budget_summary().rstrip(".")))  # this session's spend, and the budget
         if current.balance:
             parts.append(f"balance {html.escape(current.balance)}")
-        return f"<small>{' · '.join(parts)}</small>"
+        return f"<small>{_cost.markdown_dollars(' · '.join(parts))}</small>"  # dollars as text, not math
 
     # -- widgets -> settings -----------------------------------------------------------------------------
     def _write(self, name: str, value) -> None:

@@ -66,6 +66,7 @@ __all__ = [
     "find_model",
     "forget",
     "lookup",
+    "model_cell",
     "models_listing",
     "parse_catalog",
     "parse_model",
@@ -449,7 +450,7 @@ def models_listing(models: list[dict], options: dict, current: Catalog | None = 
         owners = {str(m["id"]): str(m.get("owned_by", "")) for m in models}
         if not ids:
             return _lines(f"No model matches {needle!r} ({len(models)} models in all).")
-        table = ["| model | owned by |", "|---|---|"] + [f"| `{i}` | {owners[i]} |" for i in ids]
+        table = ["| model | owned by |", "|---|---|"] + [f"| {model_cell(i)} | {owners[i]} |" for i in ids]
         plain = [f"{i:<40} {owners[i]}" for i in ids]
         return {"text/markdown": "\n".join(table) + f"\n\n<sub>{note}</sub>",
                 "text/plain": "\n".join(plain + [note])}
@@ -469,20 +470,28 @@ def models_listing(models: list[dict], options: dict, current: Catalog | None = 
     plain = [f"{'model':<32} {'context':>10} {'max out':>9} {'in $/1M':>9} {'out $/1M':>9}  features"]
     for model_id, info in rows:
         if info is None:
-            table.append(f"| `{model_id}` | — | — | — | — | — | not in the catalog |")
+            table.append(f"| {model_cell(model_id)} | — | — | — | — | — | not in the catalog |")
             plain.append(f"{model_id:<32} {'—':>10} {'—':>9} {'—':>9} {'—':>9}  (not in the catalog)")
             continue
         context = f"{info.context_length:,}" if info.context_length else "—"
         output = f"{info.max_output:,}" if info.max_output else "—"
         price_in, price_out = format_price(info.input_price), format_price(info.output_price)
         listed = ", ".join(sorted(info.features))
-        table.append(f"| `{model_id}` | {context} | {output} | {price_in} | {price_out} | "
+        table.append(f"| {model_cell(model_id)} | {context} | {output} | {price_in} | {price_out} | "
                      f"{', '.join(sorted(info.input_modalities))} | {listed} |")
         plain.append(f"{model_id:<32} {context:>10} {output:>9} {price_in:>9} {price_out:>9}  {listed}")
     unit = ("Prices are USD per 1M tokens as the catalog lists them (compare them with aihubmix.com); every "
             "cost shown from them is an estimate.")
     return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{unit} {note}</sub>"),
             "text/plain": "\n".join(plain + [unit, note])}
+
+
+def model_cell(model_id: str) -> str:
+    """A model id in a Markdown table, as code on one line: `claude-sonnet-4-5` never wraps at a hyphen in
+    a narrow table (a style JupyterLab's sanitizer keeps; the id copies as it is)."""
+    import html
+
+    return f'<code style="white-space: nowrap">{html.escape(model_id)}</code>'
 
 
 def _lines(text: str) -> dict:

@@ -35,6 +35,7 @@ from typing import Any
 from ..core.exceptions import BudgetExceededError
 from ..core.prices import (
     ASSUMED_OUTPUT_TOKENS,
+    MARKDOWN_DOLLAR,
     PRICE_UNIT_TOKENS,
     ModelInfo,
     cost_of,
@@ -54,6 +55,7 @@ __all__ = [
     "BudgetGate",
     "CostEstimate",
     "Ledger",
+    "MARKDOWN_DOLLAR",
     "PRICE_UNIT_TOKENS",
     "budget_summary",
     "check_budget",

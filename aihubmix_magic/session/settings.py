@@ -64,6 +64,9 @@ class SettingTraits(HasTraits):
                          "the model is told it got no answer.").tag(config=True)
     mcp_start_timeout = Float(30.0, help="Seconds an MCP server may take to start and answer initialize and "
                               "tools/list; then it is stopped and the cell says so (nothing is sent).").tag(config=True)
+    approval_timeout = Float(None, allow_none=True, help="Seconds the Run / Skip buttons of a tool call wait for "
+                             "a click; then the call is skipped. None (the default): wait until answered or "
+                             "interrupted.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -126,6 +129,14 @@ class SettingTraits(HasTraits):
         if value is not None and not (0 < value < float("inf")):
             raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
                                       f"not {value:g}")
+        return value
+
+    @validate("approval_timeout")
+    def _check_approval_timeout(self, proposal):
+        value = proposal["value"]
+        if value is not None and not (0 < value < float("inf")):
+            raise InvalidSettingError(f"approval_timeout must be a positive number of seconds (or None to wait "
+                                      f"for an answer), not {value:g}")
         return value
 
     @validate("catalog_url")

@@ -332,6 +332,14 @@ for _words, _weight in (
      "ugly dirty", -1.0),
 ):
     _SENTIMENT.update(dict.fromkeys(_words.split(), _weight))
+for _words, _weight in (  # food and produce, where "soft" or "hard" say little and taste says much
+    ("delicious yummy scrumptious mouthwatering", 2.0),
+    ("tasty juicy sweet crisp crunchy ripe fresh fragrant flavourful flavorful tender succulent aromatic "
+     "moist", 1.0),
+    ("rotten mouldy moldy mushy tasteless inedible bruised disgusting gross spoiled spoilt rancid", -2.0),
+    ("bitter tough stale sour bland watery overripe unripe underripe soggy mediocre meh dull", -1.0),
+):
+    _SENTIMENT.update(dict.fromkeys(_words.split(), _weight))
 _NEGATORS = {"not", "no", "never", "nothing", "without", "hardly", "isn't", "wasn't", "don't", "doesn't",
              "didn't", "aren't", "won't", "can't", "cannot", "nor"}
 _SOFTENERS = {"bit", "slightly", "little", "somewhat", "rather", "mildly"}
@@ -427,8 +435,45 @@ def _parse_prompt(prompt: str, system: str) -> _Prompt:
     at = prompt.find(_CONTEXT_HEADING)
     if at == 0 or (at > 0 and prompt[at - 2 : at] == "\n\n"):
         request, context = prompt[:at].rstrip(), prompt[at:]
-    judged, instruction = _judged_text(request)
+    judged, instruction = _choice_parts(request) or _judged_text(request)
     return _Prompt(request, judged, instruction, context, system)
+
+
+# a segment of a prompt that only says how to answer ("Answer with one word."), and one that only labels
+# what follows ("Review:"); neither is part of the item being judged
+_HOW_TO_ANSWER = re.compile(
+    r"(?i)^(?:please[ ,]+)?(?:answer|reply|respond|return|output|give|say|write|use|pick|choose|in one word|"
+    r"one word|a single word|single word|only the|no explanation|nothing else|just the|lower ?case)\b")
+_ITEM_LABEL = re.compile(
+    r"(?i)^(?:the\s+)?(?:review|text|input|comment|sentence|message|tweet|e-?mail|feedback|passage|document|"
+    r"statement|post|quote|headline|title|item|product review|customer review)\s*:$")
+
+
+def _choice_parts(request: str) -> tuple[str, str] | None:
+    """(the item, the instruction) of a prompt that offers a choice ("positive, neutral or negative"),
+    wherever the item stands: before the question, after it, after a label ("Review: ..."), in quotes,
+    mid-line. The prompt is cut into segments (sentences, lines, and after a colon); the segment naming
+    the options, the questions and the segments around it that only say how to answer, and labels are the
+    instruction; the rest is the item. None when the prompt offers no choice or nothing is left (the other rules decide)."""
+    segments = [part.strip() for part in re.split(r"(?<=[.!?:])\s+|\n+", request) if part.strip()]
+    scored = [(len(_options(part)), index) for index, part in enumerate(segments)]
+    count, at = max(scored, key=lambda pair: (pair[0], -pair[1]), default=(0, 0))
+    if count < 2:
+        return None
+    def instruction(part: str) -> bool:  # says how to answer, or asks the question ("is it a complaint?")
+        return bool(_HOW_TO_ANSWER.match(part)) or part.endswith("?")
+
+    start = end = at
+    while start > 0 and instruction(segments[start - 1]):
+        start -= 1
+    while end + 1 < len(segments) and instruction(segments[end + 1]):
+        end += 1
+    item = [part for index, part in enumerate(segments)
+            if not start <= index <= end and not _ITEM_LABEL.match(part)]
+    judged = " ".join(item).strip().strip("\"“”'").strip()
+    if not re.search(r"[A-Za-z]", judged):
+        return None
+    return judged, " ".join(segments[start:end + 1])
 
 
 def _judged_text(request: str) -> tuple[str, str]:
@@ -477,6 +522,8 @@ def _options(instruction: str) -> list[str]:
             if "," not in match.group(1) and "/" not in match.group(1):
                 options = options[-2:]
         options = [o for o in options if o.lower() not in _STOPWORDS or o.lower() in _YES_WORDS]
+        if sum(o.lower() in _SENTIMENT_LABELS for o in options) >= 2:  # "which fits, negative or positive"
+            options = [o for o in options if o.lower() in _SENTIMENT_LABELS]
         if len(options) >= 2 and _is_choice(options, instruction):
             return options
     return []
@@ -1023,6 +1070,7 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
         explanation += " Python cannot read the code there: check brackets, quotes, colons and indentation."
     elif failure.error_type == "IndexError":
         explanation += " An index is past the end of a sequence: check its length first."
+    right = _typo_fix(failure, ask, wrong, right)
     if right:
         explanation += f" It looks like a typo for `{right}`."
     if hint:
@@ -1040,6 +1088,8 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
     elif failure.error_type in ("ModuleNotFoundError", "ImportError") and quoted:
         fixed = f"%pip install {quoted.group(1).split('.')[0]}\n{failure.code}"
         change = "Install it first, then run the cell again:"
+    elif repaired := _repaired_cell(failure):
+        fixed, change = repaired
     else:
         fixed_lines = list(code_lines)
         if failure.line and failure.line <= len(fixed_lines):
@@ -1048,6 +1098,138 @@ def _fix_answer(failure: _Failure, ask: _Prompt) -> str:
         change = "Here is the cell with the line to change marked; fix it as described above:"
     fence = "```" if "```" not in fixed else "~~~~"
     return f"{explanation}\n\n{change}\n\n{fence}python\n{fixed}\n{fence}"
+
+
+# a fix that runs: the demo's corrected cell must not fail again for the common errors (a division by
+# zero, a misspelt name / key / attribute, an index out of range, a string added to a number, a standard
+# module used without its import); each repair changes only the failing line, or adds the import on top
+_MODULE_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "sns": "seaborn"}
+
+
+def _missing_import(failure: _Failure) -> str | None:
+    """`import math` for "name 'math' is not defined" (a standard module, or a usual alias), else None."""
+    named = re.search(r"name '([A-Za-z_]\w*)' is not defined", failure.message)
+    if failure.error_type != "NameError" or not named:
+        return None
+    name = named.group(1)
+    if name in sys.stdlib_module_names and not name.startswith("_"):
+        return f"import {name}"
+    return f"import {_MODULE_ALIASES[name]} as {name}" if name in _MODULE_ALIASES else None
+
+
+def _typo_fix(failure: _Failure, ask: _Prompt, wrong: str | None, right: str | None) -> str | None:
+    """The existing name for a misspelt one: Python's own "Did you mean", else the closest among the
+    builtins (a name), the attributes of a builtin type or a standard module (an attribute), or the strings
+    of the cell and its context (a key). None for a module used without its import."""
+    if wrong is None or _missing_import(failure):
+        return None
+    suggested = re.search(r"Did you mean:? '([^']+)'", failure.message)
+    if right or suggested:
+        return right or (suggested.group(1) if suggested else None)
+    import builtins
+
+    candidates: list[str] = []
+    if failure.error_type == "NameError":
+        candidates = dir(builtins)
+    elif failure.error_type == "AttributeError":
+        owner = re.match(r"'(\w+)' object has no attribute", failure.message)
+        module = re.match(r"module '([\w.]+)' has no attribute", failure.message)
+        if owner and isinstance(getattr(builtins, owner.group(1), None), type):
+            candidates = dir(getattr(builtins, owner.group(1)))
+        elif module and module.group(1).split(".")[0] in sys.stdlib_module_names:
+            import importlib
+
+            try:
+                candidates = dir(importlib.import_module(module.group(1)))
+            except Exception:  # a standard module this platform lacks
+                candidates = []
+    elif failure.error_type == "KeyError":
+        text = failure.code + "\n" + ask.context
+        candidates = [a or b for a, b in re.findall(r"'([^'\n]{1,60})'|\"([^\"\n]{1,60})\"", text)]
+    return _close_match(wrong, [c for c in dict.fromkeys(candidates) if not c.startswith("_")])
+
+
+def _repaired_cell(failure: _Failure) -> tuple[str, str] | None:
+    """(the corrected cell, the sentence that introduces it) for an error whose repair is mechanical, or
+    None. Only the failing line changes (its source is edited where the parsed nodes stand)."""
+    imported = _missing_import(failure)
+    if imported:
+        return f"{imported}\n{failure.code}", f"Here is the cell with `{imported}` added at the top:"
+    import ast
+
+    lines = failure.code.splitlines()
+    if not failure.line or failure.line > len(lines):
+        return None
+    try:
+        tree = ast.parse(failure.code)
+    except SyntaxError:
+        return None
+    number, line = failure.line, lines[failure.line - 1].encode()  # ast's columns count UTF-8 bytes
+
+    def on_line(node: ast.AST) -> bool:
+        return getattr(node, "lineno", None) == number and getattr(node, "end_lineno", None) == number
+
+    def source(node: ast.expr) -> str:
+        return line[node.col_offset:node.end_col_offset].decode()
+
+    def is_text(node: ast.expr) -> bool:
+        return isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+    edits: list[tuple[ast.expr, str]] = []  # (node, its replacement)
+    nodes = [node for node in ast.walk(tree) if on_line(node)]
+    if failure.error_type == "ZeroDivisionError":
+        for node in nodes:
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and not (
+                    isinstance(node.right, ast.Constant) and node.right.value):
+                edits.append((node, f"({source(node)} if {source(node.right)} else 0)"))
+        change = "Here is the cell with the division guarded (0 where the divisor is 0):"
+    elif failure.error_type == "IndexError":
+        for node in nodes:
+            if not isinstance(node, ast.Subscript) or isinstance(node.slice, (ast.Slice, ast.Tuple)):
+                continue
+            sized = node.value.value if isinstance(node.value, ast.Attribute) and node.value.attr in (
+                "iloc", "iat") else node.value
+            index, length = source(node.slice), f"len({source(sized)})"
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                edits.append((node, f"{source(node.value)}[-1]"))
+            else:
+                edits.append((node, f"({source(node)} if -{length} <= {index} < {length} else None)"))
+        change = "Here is the cell reading only indexes that exist (the last item, or None past the end):"
+    elif failure.error_type == "TypeError" and re.search(r"concatenate str|operand type\(s\) for \+=?:", failure.message):
+        number_first = "operand type(s)" in failure.message  # 'int' + 'str', not 'str' + 'int'
+        for node in nodes:
+            if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+                if number_first and isinstance(node.value, ast.Constant) and str(node.value.value).strip().isdigit():
+                    edits.append((node.value, str(int(str(node.value.value)))))
+                elif number_first:
+                    edits.append((node.value, f"float({source(node.value)})"))
+                else:
+                    edits.append((node.value, f"str({source(node.value)})"))
+            elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                  and is_text(node.left) != is_text(node.right)):
+                text, other = (node.left, node.right) if is_text(node.left) else (node.right, node.left)
+                if isinstance(text, ast.Constant) and str(text.value).strip().isdigit():
+                    edits.append((text, str(int(str(text.value)))))  # "5" meant as the number 5
+                else:
+                    edits.append((other, f"str({source(other)})"))
+        if not edits:  # two names: the number becomes text, so the line runs
+            for node in nodes:
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                    edits.append((node.left if number_first else node.right,
+                                  f"str({source(node.left if number_first else node.right)})"))
+                    break
+        change = "Here is the cell with the text and the number made the same type:"
+    if not edits:
+        return None
+    kept: list[tuple[int, int, str]] = []  # innermost first; an edit around another one is dropped
+    for node, replacement in sorted(edits, key=lambda edit: (edit[0].end_col_offset or 0) - edit[0].col_offset):
+        start, end = node.col_offset, node.end_col_offset or node.col_offset
+        if all(end <= s or start >= e for s, e, _ in kept):
+            kept.append((start, end, replacement))
+    for start, end, replacement in sorted(kept, reverse=True):
+        line = line[:start] + replacement.encode() + line[end:]
+    lines[number - 1] = line.decode()
+    return "\n".join(lines), change
 
 
 # -- the answer --------------------------------------------------------------------------------------
@@ -1238,6 +1420,52 @@ def _offered_functions(endpoint: str, body: dict) -> list[tuple[str, dict]]:
     return functions
 
 
+def _function_description(body: dict, name: str) -> str:
+    """The description (the docstring's summary) of the function `name` that a request offers."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        spec = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
+        if isinstance(spec, dict) and spec.get("name") == name and isinstance(spec.get("description"), str):
+            return spec["description"]
+    return ""
+
+
+def _named_values(text: str, parameter: str | None = None) -> list[str]:
+    """The values a description names for a parameter: quoted ('fruit' or 'vegetable'), or a bare list
+    that is the whole description ("fruit, vegetable or herb."). With `parameter`, only the sentences that
+    mention it count (a function's description speaks of all its parameters)."""
+    if parameter is not None:
+        sentences = [s for s in _sentence_split(text) if re.search(rf"\b{re.escape(parameter)}\b", s, re.I)]
+        text = " ".join(sentences)
+    pattern = r"(?<![\w'])'([^'\n]{1,40})'(?!\w)|\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`"  # not "today's"
+    quoted = list(dict.fromkeys(a or b or c for a, b, c in re.findall(pattern, text)))
+    if len(quoted) >= 2:
+        return quoted
+    if parameter is None:
+        bare = re.sub(r"(?i)^\s*(?:one of|either)\s*:?\s*", "", text).strip().rstrip(".")
+        parts = [part.strip() for part in re.split(r",|/|\bor\b", bare) if part.strip()]
+        if len(parts) >= 2 and all(re.fullmatch(r"[\w-]+", part) for part in parts):
+            return parts
+    return []
+
+
+def _with_named_values(schema: dict, description: str) -> dict:
+    """`schema` with an enum for each text parameter whose values the docstring names (its own line under
+    Args:, or the function's description), so a demo call uses them rather than a made-up value; a schema's
+    own enum (Literal, Enum) stays first."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    named = {}
+    for name, spec in properties.items():
+        if not isinstance(spec, dict) or spec.get("enum") or spec.get("type", "string") != "string":
+            continue
+        values = _named_values(str(spec.get("description", ""))) or _named_values(description, name)
+        if values:
+            named[name] = {**spec, "enum": values}
+    return {**schema, "properties": {**properties, **named}} if named else schema
+
+
 def _wants_web_search(endpoint: str, body: dict) -> bool:
     if endpoint == "chat":
         return isinstance(body.get("web_search_options"), dict)
@@ -1292,7 +1520,7 @@ def _tool_calls(fault: str, model: str, endpoint: str, body: dict, source: _Inpu
     calls: list[_Call] = []
     seen: dict[str, dict] = {}
     for number, (name, schema) in enumerate(chosen):
-        values = arguments(schema)
+        values = arguments(_with_named_values(schema, _function_description(body, name)))
         if name in seen:
             values = _other_value(seen[name])
         seen[name] = values
