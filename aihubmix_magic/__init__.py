@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from ._client import Client
     from ._compare import Comparison
     from ._cost import CostEstimate
+    from ._log import logs
     from ._exceptions import (
         AihubmixError,
         APIConnectionError,
@@ -95,6 +96,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "logs",
     "model_info",
     "panel",
     "settings",
@@ -117,6 +119,7 @@ _EXPORTS = {
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "_exceptions"),
     "Request": "_request",
     "Response": "_response",
+    "logs": "_log",
     **dict.fromkeys(("history", "last_response"), "_session"),
     **dict.fromkeys(("Settings", "settings"), "_settings"),
     "Tool": "_tools",

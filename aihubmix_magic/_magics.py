@@ -51,6 +51,8 @@ SUBCOMMANDS = {
     "cost": "this session's spend by model: calls, tokens, USD (estimates from the catalog's prices)",
     "budget [USD|off]": "refuse calls once this session's spend reaches USD; no argument: the budget and the spend",
     "balance": "the account's remaining credit and usage (AiHubMix's billing endpoints)",
+    "log [TEXT] [-n N] [--model M] [--thread NAME]": "the newest logged exchanges (every kernel's) matching TEXT; "
+                                                     "`log path`, `log on|off`, `log clear [--before DATE]`",
     "help": "this help",
 }
 
@@ -287,9 +289,10 @@ class AihubmixMagics(Magics, SettingTraits):
         return self._extras.view(view)  # with the "Context sent" block of --context above the answer
 
     def _prompt(self, request: Request, *, out: str | None = None, cache: bool = False,
-                present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
+                present: Callable[[Response], list[dict[str, Any]] | None] | None = None,
+                kind: str = "cell") -> Response:
         """Send the request, stream the answer into the cell; return the Response.
-        `present(response)`: display data in place of the Markdown answer."""
+        `present(response)`: display data in place of the Markdown answer. `kind`: what the log calls it."""
         from . import _catalog, _cost
         from ._display import consume
 
@@ -321,25 +324,27 @@ class AihubmixMagics(Magics, SettingTraits):
                 consume(response, view)
         except KeyboardInterrupt:
             view.finish(response, status)
-            self._finished(response)
+            self._finished(response, kind)
             raise StreamInterruptedError(
                 f"Interrupted: the stream was stopped; the {len(str(response)):,} characters received are kept "
                 "in last_response()."
             ) from None
         except AihubmixError:
             view.finish(response, status)
-            self._finished(response)
+            self._finished(response, kind)
             raise
         view.finish(response, status, present(response) if present is not None else None)
-        self._finished(response)
+        self._finished(response, kind)
         return response
 
-    def _finished(self, response: Response) -> None:
-        """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
-        from . import _cost
+    def _finished(self, response: Response, kind: str = "cell") -> None:
+        """Tell the control panel's status line (through `settings.last_call`) that a call ended, and write
+        the exchange to the log (`kind`: cell or fix)."""
+        from . import _cost, _log
         from ._display import footer_text
 
         _cost.record(response)  # this session's spend (before the status line shows it)
+        _log.record([response], kind)
         settings.last_call = footer_text(response)
         self._warn(getattr(self, "_notes", []), again=True)
         self._notes = []
@@ -416,7 +421,11 @@ class AihubmixMagics(Magics, SettingTraits):
             run_comparison(requests, client=self.session.client(), notebook=display_mode() == "notebook",
                            status_line=self._status_line([]), keep=lambda comparison: self._keep(comparison, args.out))
         finally:
-            _cost.record(self.session.last_response())  # the Comparison kept before sending: each answer's cost
+            comparison = self.session.last_response()  # the Comparison kept before sending
+            _cost.record(comparison)  # each answer's cost
+            from . import _log
+
+            _log.record([r for r in getattr(comparison, "responses", ()) if r is not None and r.done], "compare")
         return None
 
     def _status_line(self, retries: list[str]) -> str | None:
@@ -595,6 +604,11 @@ class AihubmixMagics(Magics, SettingTraits):
             print(f"Batch journal: {journal['entries']} answer{'' if journal['entries'] == 1 else 's'} of "
                   f"{journal['batches']} unfinished batch{'' if journal['batches'] == 1 else 'es'}, "
                   f"{_size(journal['size'])}, {journal['path']}")
+
+    def _cmd_log(self, rest):
+        from ._log import cmd_log
+
+        return cmd_log(rest)
 
     def _cmd_fix(self, rest):
         from ._fix import run_fix

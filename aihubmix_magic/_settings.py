@@ -60,6 +60,13 @@ class SettingTraits(HasTraits):
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
     budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
                    "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    log = Bool(True, help="Write every exchange to the log in the data directory (`%aihubmix log`, `logs()`; "
+               "$AIHUBMIX_DATA_DIR or ~/.local/share/aihubmix-magic/log.sqlite); False: `%aihubmix log off`."
+               ).tag(config=True)
+    budget_day = Float(None, allow_none=True, help="Spending limit in USD per calendar day, over every kernel, "
+                       "from the log (`%aihubmix budget 5/day`); None: no limit.").tag(config=True)
+    budget_month = Float(None, allow_none=True, help="Spending limit in USD per calendar month, over every "
+                         "kernel, from the log (`%aihubmix budget 20/month`); None: no limit.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -116,11 +123,11 @@ class SettingTraits(HasTraits):
             raise InvalidSettingError("context_max_tokens must be 100 or more")
         return proposal["value"]
 
-    @validate("budget")
+    @validate("budget", "budget_day", "budget_month")
     def _check_budget(self, proposal):
         value = proposal["value"]
         if value is not None and not (0 < value < float("inf")):
-            raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
+            raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of US dollars (or None for no budget), "
                                       f"not {value:g}")
         return value
 

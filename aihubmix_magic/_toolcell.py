@@ -136,6 +136,10 @@ def run_tool_cell(magics: Any, request: Request, *, approve: Any, max_steps: int
             raise
         if response.status == "failed" and response.error is not None:
             raise response.error
+        if response.tool_calls:  # a step that asks for tools (the final answer is logged as the cell)
+            from . import _log
+
+            _log.record([response], "tool_step")
         return response
 
     def before_calls(step: Step) -> None:

@@ -52,6 +52,7 @@ def _environment(sim, monkeypatch, tmp_path, _config_dir):
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
     monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(tmp_path / "aihubmix-cache" / "responses.sqlite"))
+    monkeypatch.setenv("AIHUBMIX_DATA_DIR", str(tmp_path / "aihubmix-data"))  # the log: never the real home's
     saved = settings.values()
     saved_key = settings.api_key
     settings.base_url = sim.base_url
@@ -173,8 +174,10 @@ def pytest_configure(config):
     # the caches (the model catalog is fetched by every prompt cell) go to a directory of the test session,
     # never the real home's, for this process and every kernel or subprocess it starts
     directory = tempfile.mkdtemp(prefix="aihubmix-test-cache-")
-    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"))
+    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"),
+                          saved_data=os.environ.get("AIHUBMIX_DATA_DIR"))
     os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
+    os.environ["AIHUBMIX_DATA_DIR"] = os.path.join(directory, "data")  # the log, for kernels started by tests too
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -191,8 +194,10 @@ def pytest_unconfigure(config):
         tripwire.close()
     if not _SESSION_CACHE:
         return
-    if _SESSION_CACHE["saved"] is None:
-        os.environ.pop("AIHUBMIX_CACHE_PATH", None)
-    else:
-        os.environ["AIHUBMIX_CACHE_PATH"] = _SESSION_CACHE["saved"]
+    for name, saved in (("AIHUBMIX_CACHE_PATH", _SESSION_CACHE["saved"]),
+                        ("AIHUBMIX_DATA_DIR", _SESSION_CACHE["saved_data"])):
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
     shutil.rmtree(_SESSION_CACHE["directory"], ignore_errors=True)

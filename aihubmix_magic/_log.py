@@ -1,0 +1,650 @@
+"""The log: every exchange (a cell, each `--compare` column, `fix`, each tool step, a batch run) in one
+SQLite file, written as it finishes, searchable (`%aihubmix log TEXT`, `logs()`), and the memory that lets
+a conversation thread survive a kernel restart.
+
+Where: `$AIHUBMIX_DATA_DIR/log.sqlite`, else `$XDG_DATA_HOME/aihubmix-magic/log.sqlite`, else
+`~/.local/share/aihubmix-magic/log.sqlite`. The directory is made 0700 and the files 0600 (`make_private`,
+as for the response cache). The log holds what was asked and answered (the prompt, the answer, the model,
+the usage, the estimated cost, the thread), never the key nor any header; any of the session's keys that
+a prompt or an answer quotes is masked before it is written.
+
+One row per exchange in `exchanges`; `kind` says what made it:
+
+    cell        a %%aihubmix cell (with --tools: the final answer, its usage summed over the steps)
+    compare     one column of --compare
+    fix         %aihubmix fix
+    tool_step   one step of a tool loop that asked for tools (its usage is in the cell's row too)
+    batch       one run of batch() / --over: the template, the model, counts, tokens and cost
+    batch_item  one item of a batch, only with `batch(..., log_items=True)`
+
+Spend over time (`%aihubmix cost --today`, the `…/day` budget) sums `cost` over the kinds that are not
+contained in another row (`SPEND_KINDS`).
+
+Two kernels may write at once: the file is in WAL mode with a busy timeout, each write is one short
+transaction on its own connection. The schema has a version (`PRAGMA user_version`) and migrations, applied
+in order when a file is first opened (`MIGRATIONS`). Full-text search uses SQLite's FTS5 where the build
+has it (an external-content index kept by triggers), LIKE otherwise.
+
+A log that cannot be written (corrupt, locked for longer than the timeout, a read-only disk) never fails a
+cell: one RuntimeWarning per file and kernel, and the exchange goes unlogged. `settings.log = False`
+(`%aihubmix log off`) stops writing.
+
+sqlite3 only; imported when a cell first finishes, not at `%load_ext`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._cache import APP_DIRECTORY, make_private
+from ._protocol import DEFAULT_THREAD
+
+__all__ = ["COLUMNS", "Log", "SCHEMA_VERSION", "SPEND_KINDS", "data_dir", "default_log_path", "log_for", "logs",
+           "parse_since", "row_of"]
+
+LOG_FILE = "log.sqlite"
+BUSY_TIMEOUT_MS = 10_000
+SPEND_KINDS = ("cell", "compare", "fix", "batch")  # the rows whose costs add up to what was spent
+THREAD_KINDS = ("cell",)  # the rows a conversation thread is rebuilt from
+COLUMNS = ("time", "model", "endpoint", "prompt", "answer", "status", "error", "input_tokens", "output_tokens",
+           "cost", "thread", "id")  # what logs() returns, in this order
+
+_FIELDS = ("time", "kind", "model", "endpoint", "prompt", "answer", "status", "error", "input_tokens",
+           "output_tokens", "cost", "thread", "starts", "response_id", "content", "extra", "items", "failed")
+
+# version -> the statements that bring a file from the version before to it
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS exchanges (
+            rowid INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            kind TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            endpoint TEXT NOT NULL DEFAULT '',
+            prompt TEXT NOT NULL DEFAULT '',
+            answer TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT '',
+            error TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost REAL,
+            thread TEXT,
+            starts INTEGER NOT NULL DEFAULT 0,
+            ended INTEGER NOT NULL DEFAULT 0,
+            response_id TEXT,
+            content TEXT,
+            extra TEXT,
+            items INTEGER,
+            failed INTEGER
+        )""",
+        "CREATE INDEX IF NOT EXISTS exchanges_time ON exchanges (time)",
+        "CREATE INDEX IF NOT EXISTS exchanges_thread ON exchanges (thread, ended)",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_FTS = (  # full-text search, where the SQLite build has FTS5
+    "CREATE VIRTUAL TABLE IF NOT EXISTS exchanges_fts USING fts5(prompt, answer, content='exchanges', "
+    "content_rowid='rowid')",
+    "CREATE TRIGGER IF NOT EXISTS exchanges_ai AFTER INSERT ON exchanges BEGIN "
+    "INSERT INTO exchanges_fts(rowid, prompt, answer) VALUES (new.rowid, new.prompt, new.answer); END",
+    "CREATE TRIGGER IF NOT EXISTS exchanges_ad AFTER DELETE ON exchanges BEGIN "
+    "INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, answer) VALUES ('delete', old.rowid, old.prompt, "
+    "old.answer); END",
+)
+
+
+def data_dir() -> Path:
+    """`$AIHUBMIX_DATA_DIR`, else `$XDG_DATA_HOME/aihubmix-magic`, else `~/.local/share/aihubmix-magic`."""
+    env = os.environ.get("AIHUBMIX_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / APP_DIRECTORY
+
+
+def default_log_path() -> Path:
+    return data_dir() / LOG_FILE
+
+
+class Log:
+    """One log file. Each operation opens and closes its own connection (any thread, any process)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self.fts = False
+        self._ready = False
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Log {str(self.path)!r}>"
+
+    # -- the file ----------------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return db
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection to the file, made private and migrated to `SCHEMA_VERSION` on first use."""
+        if not self._ready:
+            with self._lock:
+                if not self._ready:
+                    directory = self.path.parent
+                    created = not directory.exists()
+                    make_private(self.path)
+                    if created:
+                        os.chmod(directory, 0o700)
+                    with closing(self._open()) as db:
+                        self._migrate(db)
+                        self.fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'exchanges_fts'"
+                                              ).fetchone() is not None
+                    make_private(self.path)  # the -wal and -shm files WAL mode made
+                    self._ready = True
+        return self._open()
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")  # one kernel migrates; another one waits, then finds it done
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for target in sorted(MIGRATIONS):
+                if target > version:
+                    for statement in MIGRATIONS[target]:
+                        db.execute(statement)
+            if version < 1:
+                try:
+                    for statement in _FTS:
+                        db.execute(statement)
+                except sqlite3.OperationalError:  # no FTS5 in this SQLite: search falls back to LIKE
+                    pass
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def failed(self, exc: BaseException) -> None:
+        """One warning per file and kernel: the log cannot be written; the cell goes on."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(f"The aihubmix log ({self.path}) cannot be written ({type(exc).__name__}: {exc}): exchanges "
+                      "are not logged. Fix or delete the file, or turn the log off with `%aihubmix log off`.",
+                      RuntimeWarning, stacklevel=3)
+
+    # -- writing -----------------------------------------------------------------------------------------
+    def write(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Append rows (dicts with `_FIELDS`); one transaction. Raises sqlite3.Error / OSError."""
+        if not rows:
+            return 0
+        values = [tuple(row.get(name) for name in _FIELDS) for row in rows]
+        marks = ", ".join("?" * len(_FIELDS))
+        with closing(self.connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(f"INSERT INTO exchanges ({', '.join(_FIELDS)}) VALUES ({marks})", values)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return len(values)
+
+    def end_thread(self, name: str) -> int:
+        """`%aihubmix reset NAME`: the thread's turns so far no longer continue it; returns how many."""
+        with closing(self.connect()) as db:
+            return db.execute("UPDATE exchanges SET ended = 1 WHERE thread = ? AND ended = 0", (name,)).rowcount
+
+    def clear(self, before: float | None = None) -> int:
+        """Delete every row (or those older than `before`, a timestamp); returns how many."""
+        with closing(self.connect()) as db:
+            if before is None:
+                count = db.execute("DELETE FROM exchanges").rowcount
+            else:
+                count = db.execute("DELETE FROM exchanges WHERE time < ?", (before,)).rowcount
+            db.execute("VACUUM")
+        return count
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, n: int | None = None, model: str | None = None,
+               thread: str | None = None, since: float | None = None,
+               kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The matching rows, newest first (at most `n`)."""
+        if not self.path.exists():
+            return []
+        where, params = [], []  # type: ignore[var-annotated]
+        if kinds is not None:
+            kinds = tuple(kinds)
+            where.append(f"e.kind IN ({', '.join('?' * len(kinds))})")
+            params.extend(kinds)
+        if model:
+            where.append("e.model = ?")
+            params.append(model)
+        if thread:
+            where.append("e.thread = ?")
+            params.append(thread)
+        if since is not None:
+            where.append("e.time >= ?")
+            params.append(since)
+        with closing(self.connect()) as db:
+            db.row_factory = sqlite3.Row
+            source = "exchanges e"
+            words = (query or "").split()
+            if words and self.fts:
+                source += " JOIN exchanges_fts f ON f.rowid = e.rowid"
+                where.append("exchanges_fts MATCH ?")
+                params.append(" ".join('"' + word.replace('"', '""') + '"' for word in words))
+            else:
+                for word in words:
+                    where.append("(e.prompt LIKE ? ESCAPE '\\' OR e.answer LIKE ? ESCAPE '\\')")
+                    pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                    params += [pattern, pattern]
+            sql = f"SELECT e.* FROM {source}" + (f" WHERE {' AND '.join(where)}" if where else "")
+            sql += " ORDER BY e.time DESC, e.rowid DESC"
+            if n is not None:
+                sql += f" LIMIT {int(n)}"
+            return [dict(row) for row in db.execute(sql, params)]
+
+    def thread_turns(self, name: str) -> list[dict[str, Any]]:
+        """The turns of thread NAME that still continue it, oldest first: the answered cells since it was
+        last reset (for the default thread: since the last cell that stood alone)."""
+        if not self.path.exists():
+            return []
+        with closing(self.connect()) as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(row) for row in db.execute(
+                "SELECT * FROM exchanges WHERE thread = ? AND ended = 0 AND kind = 'cell' "
+                "AND status IN ('completed', 'incomplete') ORDER BY rowid", (name,))]
+        starts = [number for number, row in enumerate(rows) if row["starts"]]
+        return rows[starts[-1]:] if starts else rows
+
+    def spent(self, since: float) -> float:
+        """USD spent (estimated) since `since`, a timestamp, over every kernel that logged."""
+        if not self.path.exists():
+            return 0.0
+        with closing(self.connect()) as db:
+            value = db.execute(f"SELECT SUM(cost) FROM exchanges WHERE time >= ? AND kind IN "
+                               f"({', '.join('?' * len(SPEND_KINDS))})", (since, *SPEND_KINDS)).fetchone()[0]
+        return float(value or 0.0)
+
+    def spend_by_model(self, since: float) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with closing(self.connect()) as db:
+            rows = db.execute(
+                "SELECT model, COUNT(*), SUM(COALESCE(items, 1)), SUM(COALESCE(input_tokens, 0)), "
+                "SUM(COALESCE(output_tokens, 0)), SUM(COALESCE(cost, 0)), SUM(cost IS NULL) FROM exchanges "
+                f"WHERE time >= ? AND kind IN ({', '.join('?' * len(SPEND_KINDS))}) GROUP BY model "
+                "ORDER BY MIN(time)", (since, *SPEND_KINDS)).fetchall()
+        return [{"model": model, "rows": count, "calls": calls, "input_tokens": inp, "output_tokens": out,
+                 "usd": usd, "unpriced": unpriced} for model, count, calls, inp, out, usd, unpriced in rows]
+
+    def info(self) -> dict[str, Any]:
+        entries = 0
+        if self.path.exists():
+            with closing(self.connect()) as db:
+                entries = db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0]
+        size = sum(path.stat().st_size for path in (self.path, self.path.with_name(self.path.name + "-wal"))
+                   if path.exists())
+        return {"entries": entries, "size": size, "path": str(self.path)}
+
+
+_logs: dict[Path, Log] = {}
+
+
+def log_for(path: str | os.PathLike[str] | None = None) -> Log:
+    """The Log of `path` (default: `default_log_path()`, read now: the environment may change), one per file."""
+    resolved = Path(path).expanduser() if path else default_log_path()
+    log = _logs.get(resolved)
+    if log is None:
+        log = _logs[resolved] = Log(resolved)
+    return log
+
+
+# -- rows from answers ----------------------------------------------------------------------------------------
+def _mask(text: str | None, keys: Sequence[str]) -> str | None:
+    if not text:
+        return text
+    from ._protocol import mask_key
+
+    for key in keys:
+        if key and key in text:
+            text = text.replace(key, mask_key(key))
+    return text
+
+
+def row_of(response: Any, kind: str, *, keys: Sequence[str] = (), thread: str | None = None,
+           starts: bool = False, cost: float | None = None) -> dict[str, Any]:
+    """The log row of one Response (never the key: `keys` are masked wherever they appear)."""
+    spec = getattr(response, "spec", None)
+    prompt = ""
+    content = None
+    if spec is not None and isinstance(spec.prompt, str):
+        prompt = spec.prompt
+        if spec.images:
+            content = json.dumps(spec.user_content(), ensure_ascii=False)
+    elif spec is not None:
+        prompt = spec.text
+    usage = getattr(response, "usage", None)
+    error = getattr(response, "error", None)
+    extra: dict[str, Any] = {}
+    if response.request.get("store") is True:
+        extra["store"] = True
+    raw = getattr(response, "raw", None)
+    if isinstance(raw, dict) and raw.get("choices"):
+        details = ((raw["choices"][0] or {}).get("message") or {}).get("reasoning_details")
+        if details:
+            extra["reasoning_details"] = details
+    if getattr(response, "finish_reason", None):
+        extra["finish_reason"] = response.finish_reason
+    if getattr(response, "cached", False):
+        extra["cached"] = True
+    return {
+        "time": time.time(), "kind": kind, "model": response.model or str(response.request.get("model", "")),
+        "endpoint": response.endpoint, "prompt": _mask(prompt, keys), "answer": _mask(str(response), keys),
+        "status": response.status,
+        "error": _mask(f"{type(error).__name__}: {error}", keys) if error is not None else None,
+        "input_tokens": usage.input_tokens if usage is not None else None,
+        "output_tokens": usage.output_tokens if usage is not None else None,
+        "cost": cost, "thread": thread, "starts": int(starts), "response_id": response.id,
+        "content": _mask(content, keys), "extra": _mask(json.dumps(extra, ensure_ascii=False), keys) if extra else None,
+    }
+
+
+# -- reading for people ---------------------------------------------------------------------------------------
+def parse_since(value: Any) -> float | None:
+    """A point in time as a timestamp: a datetime, a date (its local midnight), an ISO string
+    ("2026-12-01", "2026-12-01T10:00"), a timedelta (that long ago) or a number (a Unix time)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a date: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, timedelta):
+        return time.time() - value.total_seconds()
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date: write it as 2026-12-01 or 2026-12-01T10:00") from None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    if hasattr(value, "timestamp"):  # a pandas Timestamp
+        return float(value.timestamp())
+    raise ValueError(f"not a date: {value!r}")
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with `COLUMNS` (time as a datetime, id the answer's id)."""
+    return {"time": datetime.fromtimestamp(row["time"]), "model": row["model"], "endpoint": row["endpoint"],
+            "prompt": row["prompt"], "answer": row["answer"], "status": row["status"], "error": row["error"],
+            "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"], "cost": row["cost"],
+            "thread": None if row["starts"] else row["thread"], "id": row["response_id"]}
+
+
+def logs(query: str | None = None, *, n: int | None = None, model: str | None = None, thread: str | None = None,
+         since: Any = None) -> Any:
+    """The logged exchanges, newest first: a pandas DataFrame with the columns time, model, endpoint, prompt,
+    answer, status, error, input_tokens, output_tokens, cost, thread, id when pandas is installed, else a list
+    of dicts. `query`: words that must all appear in the prompt or the answer (full-text search);
+    `n`: at most that many; `model`, `thread`: only those; `since`: a datetime, date, ISO string or
+    timedelta. Tool steps and batch items are left out (batch runs are in, the template as the prompt)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a whole number of at least 1, not {n!r}")
+    start = parse_since(since)
+    rows = [public_row(row) for row in log_for().search(query, n=n, model=model, thread=thread, since=start,
+                                                        kinds=("cell", "compare", "fix", "batch"))]
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def markdown(rows: list[dict[str, Any]], *, limit: int = 600) -> str:
+    """`%aihubmix log`: the rows (newest first) as Markdown blocks."""
+    from ._cost import format_cost, markdown_dollars
+
+    blocks = []
+    for row in rows:
+        when = datetime.fromtimestamp(row["time"]).strftime("%Y-%m-%d %H:%M:%S")
+        head = [f"**{when}**", f"`{row['model']}`", row["endpoint"], row["kind"]]
+        if row["thread"] and not row["starts"]:
+            head.append(f"thread `{row['thread']}`")
+        if row["input_tokens"] is not None:
+            head.append(f"{row['input_tokens']:,} → {row['output_tokens'] or 0:,} tokens")
+        if row["cost"] is not None:
+            head.append(format_cost(row["cost"]))
+        if row["status"] not in ("completed", ""):
+            head.append(row["status"])
+        answer = row["answer"] or ""
+        if len(answer) > limit:
+            answer = answer[:limit] + "…"
+        body = [" · ".join(head), "", "> " + "\n> ".join((row["prompt"] or "").strip().splitlines() or [""]), ""]
+        if answer:
+            body.append(answer)
+        if row["error"]:
+            body.append(f"*{row['error']}*")
+        blocks.append("\n".join(body))
+    return markdown_dollars("\n\n---\n\n".join(blocks))
+
+
+# -- writing from the session ---------------------------------------------------------------------------------
+def record(responses: Iterable[Any], kind: str) -> int:
+    """Log answers as they finish (a cell's, each column of a comparison, a tool step): one transaction.
+    Nothing when `settings.log` is off; a log that cannot be written warns once and is skipped."""
+    from . import _session
+    from ._cost import response_cost
+    from ._settings import settings
+
+    if not settings.log:
+        return 0
+    log = log_for()
+    try:
+        keys = _session.current().keys()
+        rows = []
+        for response in responses:
+            if response is None:
+                continue
+            spec = getattr(response, "spec", None)
+            thread = getattr(spec, "thread", None)
+            starts = kind == "cell" and thread is None  # a cell that stands alone starts the default thread anew
+            rows.append(row_of(response, kind, keys=keys, thread=DEFAULT_THREAD if starts else thread, starts=starts,
+                               cost=response_cost(response)))
+        return log.write(rows)
+    except (sqlite3.Error, OSError) as exc:
+        log.failed(exc)
+        return 0
+
+
+def record_batch(results: Any, *, template: str | None, model: str, endpoint: str, items: bool = False) -> int:
+    """Log one run of a batch (the template, model, counts, tokens, cost) and, with `items`, each item."""
+    from . import _session
+    from ._cost import response_cost
+    from ._settings import settings
+
+    if not settings.log:
+        return 0
+    log = log_for()
+    try:
+        keys = _session.current().keys()
+        summary = results.summary
+        extra = {"ok": summary.ok, "cancelled": summary.cancelled, "cached": summary.cached,
+                 "resumed": summary.resumed, "elapsed": round(summary.elapsed, 3)}
+        status = "completed" if summary.ok == summary.total else ("cancelled" if summary.partial else "incomplete")
+        row = {"time": time.time(), "kind": "batch", "model": model, "endpoint": endpoint,
+               "prompt": _mask(template or "{}", keys), "answer": str(summary), "status": status,
+               "input_tokens": summary.input_tokens, "output_tokens": summary.output_tokens, "cost": summary.cost,
+               "starts": 0, "items": summary.total, "failed": summary.failed, "extra": json.dumps(extra)}
+        rows = [row]
+        if items:
+            infos: dict = {}
+            rows += [row_of(response, "batch_item", keys=keys, cost=response_cost(response, infos=infos))
+                     for response in results]
+        return log.write(rows)
+    except (sqlite3.Error, OSError) as exc:
+        log.failed(exc)
+        return 0
+
+
+# -- threads from the log -------------------------------------------------------------------------------------
+def thread_turns(name: str) -> list[tuple[Any, Any]]:
+    """The turns of conversation thread NAME the log holds (what a new kernel continues), oldest first, as
+    (user content, Response); [] when the log is off, empty or unreadable."""
+    from ._settings import settings
+
+    if not settings.log:
+        return []
+    log = log_for()
+    try:
+        rows = log.thread_turns(name)
+    except (sqlite3.Error, OSError) as exc:
+        log.failed(exc)
+        return []
+    return [(_content(row), response_of(row)) for row in rows]
+
+
+def end_thread(name: str) -> int:
+    """`%aihubmix reset NAME`: the log's turns of NAME no longer continue it (0 when the log is off)."""
+    from ._settings import settings
+
+    if not settings.log:
+        return 0
+    log = log_for()
+    try:
+        return log.end_thread(name)
+    except (sqlite3.Error, OSError) as exc:
+        log.failed(exc)
+        return 0
+
+
+def _content(row: dict[str, Any]) -> Any:
+    if row.get("content"):
+        try:
+            return json.loads(row["content"])
+        except ValueError:
+            pass
+    return row["prompt"]
+
+
+def response_of(row: dict[str, Any]) -> Any:
+    """A complete Response rebuilt from a logged row (text, model, id, usage, status; no raw JSON beyond the
+    assistant message's `reasoning_details`)."""
+    from ._response import Response
+    from ._types import Usage
+
+    extra = json.loads(row["extra"]) if row.get("extra") else {}
+    request: dict[str, Any] = {"model": row["model"]}
+    if extra.get("store"):
+        request["store"] = True
+    usage = None
+    if row["input_tokens"] is not None:
+        usage = Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"] or 0,
+                      total_tokens=row["input_tokens"] + (row["output_tokens"] or 0))
+    response = Response(endpoint=row["endpoint"] or "chat", request=request, model=row["model"],
+                        id=row["response_id"], status=row["status"], finish_reason=extra.get("finish_reason"),
+                        usage=usage, _text=row["answer"] or "")
+    if extra.get("reasoning_details"):
+        response.raw = {"choices": [{"message": {"role": "assistant", "content": row["answer"],
+                                                 "reasoning_details": extra["reasoning_details"]}}]}
+    response.elapsed = 0.0
+    response.logged = True  # type: ignore[attr-defined]  # rebuilt from the log, not received in this kernel
+    return response
+
+
+# -- %aihubmix log --------------------------------------------------------------------------------------------
+LOG_USAGE = ("Usage: %aihubmix log [TEXT] [-n N] [--model M] [--thread NAME] | log path | log on | log off | "
+             "log clear [--before DATE]")
+
+
+def cmd_log(rest: list[str]) -> None:
+    """`%aihubmix log …` (see LOG_USAGE); bad input is a one-line UsageError."""
+    import shlex
+
+    from IPython.core.error import UsageError
+
+    from ._settings import settings
+
+    try:
+        words = shlex.split(" ".join(rest))
+    except ValueError as exc:
+        raise UsageError(f"{LOG_USAGE} ({exc})") from None
+    log = log_for()
+    if words in (["on"], ["off"]):
+        settings.log = words[0] == "on"
+        print(f"Log {words[0]}: " + (f"every exchange is written to {log.path}." if settings.log else
+                                     "exchanges are no longer written (what is logged stays; `%aihubmix log clear` "
+                                     "deletes it)."))
+        return
+    if words == ["path"]:
+        print(log.path)
+        return
+    if words[:1] == ["clear"]:
+        before = None
+        if words[1:2] == ["--before"] and len(words) == 3:
+            try:
+                before = parse_since(words[2])
+            except ValueError as exc:
+                raise UsageError(f"--before: {exc}") from None
+        elif len(words) != 1:
+            raise UsageError(LOG_USAGE)
+        try:
+            count = log.clear(before) if log.path.exists() else 0
+        except (sqlite3.Error, OSError) as exc:
+            raise UsageError(f"Cannot clear the log {log.path}: {exc}") from None
+        print(f"Log cleared: {count} exchange{'s' * (count != 1)} deleted"
+              + (f" (older than {words[2]})" if before is not None else "") + f" from {log.path}.")
+        return
+    options: dict[str, Any] = {"n": 10, "model": None, "thread": None}
+    text: list[str] = []
+    at = 0
+    while at < len(words):
+        word = words[at]
+        if word in ("-n", "--model", "--thread"):
+            if at + 1 >= len(words):
+                raise UsageError(f"{word} needs a value. {LOG_USAGE}")
+            value = words[at + 1]
+            if word == "-n":
+                if not value.isdigit() or int(value) < 1:
+                    raise UsageError(f"-n needs a whole number of at least 1, not {value!r}")
+                options["n"] = int(value)
+            else:
+                options[word.lstrip("-")] = value
+            at += 2
+            continue
+        if word.startswith("-"):
+            raise UsageError(f"Unknown option {word}. {LOG_USAGE}")
+        text.append(word)
+        at += 1
+    try:
+        rows = log.search(" ".join(text) or None, n=options["n"], model=options["model"], thread=options["thread"],
+                          kinds=("cell", "compare", "fix", "batch"))
+    except (sqlite3.Error, OSError) as exc:
+        raise UsageError(f"Cannot read the log {log.path}: {type(exc).__name__}: {exc}") from None
+    from IPython.display import display
+
+    if not rows:
+        what = " matching " + " ".join(text) if text else ""
+        message = f"No logged exchanges{what} in {log.path}." + ("" if settings.log else " (The log is off.)")
+        display({"text/markdown": message, "text/plain": message}, raw=True)
+        return
+    body = markdown(rows)
+    display({"text/markdown": body, "text/plain": body}, raw=True)
