@@ -62,6 +62,8 @@ COLUMNS = ("time", "model", "endpoint", "prompt", "answer", "status", "error", "
 _FIELDS = ("time", "kind", "model", "endpoint", "prompt", "answer", "status", "error", "input_tokens",
            "output_tokens", "cost", "thread", "starts", "response_id", "content", "extra", "items", "failed")
 
+_DEFAULTS = {"model": "", "endpoint": "", "prompt": "", "answer": "", "status": "", "starts": 0}
+
 # version -> the statements that bring a file from the version before to it
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -146,10 +148,18 @@ class Log:
                     make_private(self.path)
                     if created:
                         os.chmod(directory, 0o700)
-                    with closing(self._open()) as db:
-                        self._migrate(db)
-                        self.fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'exchanges_fts'"
-                                              ).fetchone() is not None
+                    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+                    while True:  # switching to WAL does not wait for a busy file: another kernel may be doing it
+                        try:
+                            with closing(self._open()) as db:
+                                self._migrate(db)
+                                self.fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'exchanges_fts'"
+                                                      ).fetchone() is not None
+                            break
+                        except sqlite3.OperationalError as exc:
+                            if "locked" not in str(exc) or time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.02)
                     make_private(self.path)  # the -wal and -shm files WAL mode made
                     self._ready = True
         return self._open()
@@ -193,7 +203,7 @@ class Log:
         """Append rows (dicts with `_FIELDS`); one transaction. Raises sqlite3.Error / OSError."""
         if not rows:
             return 0
-        values = [tuple(row.get(name) for name in _FIELDS) for row in rows]
+        values = [tuple(row.get(name, _DEFAULTS.get(name)) for name in _FIELDS) for row in rows]
         marks = ", ".join("?" * len(_FIELDS))
         with closing(self.connect()) as db:
             db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,259 @@
+"""The log (issue 22): every exchange in SQLite in the data directory, searched with `%aihubmix log` and
+`logs()`, threads continued from it, two writers at once, a broken file that never fails a cell."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+
+from aihubmix_magic import _log, _session, batch, last_response, logs, settings
+from tests.conftest import TEST_KEY
+
+
+@pytest.fixture(autouse=True)
+def _no_threads():
+    _session.current().threads.clear()
+    yield
+    _session.current().threads.clear()
+
+
+def rows(kind=None):
+    with sqlite3.connect(_log.default_log_path()) as db:
+        db.row_factory = sqlite3.Row
+        found = [dict(r) for r in db.execute("SELECT * FROM exchanges ORDER BY rowid")]
+    return [r for r in found if kind is None or r["kind"] == kind]
+
+
+def shown(ip) -> str:
+    return "\n".join(str(d.get("text/markdown", d.get("text/plain", ""))) for d in ip.display_pub.outputs())
+
+
+def test_the_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIHUBMIX_DATA_DIR", str(tmp_path / "d"))
+    assert _log.default_log_path() == tmp_path / "d" / "log.sqlite"
+    monkeypatch.delenv("AIHUBMIX_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert _log.default_log_path() == tmp_path / "xdg" / "aihubmix-magic" / "log.sqlite"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _log.default_log_path() == tmp_path / "home" / ".local" / "share" / "aihubmix-magic" / "log.sqlite"
+
+
+def test_a_cell_is_logged_privately_without_the_key(ip, sim):
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "What is a p-value?")
+    [row] = rows()
+    answer = last_response()
+    assert (row["kind"], row["model"], row["endpoint"], row["prompt"]) == ("cell", "gpt-4o-mini", "chat",
+                                                                          "What is a p-value?")
+    assert row["answer"] == answer.text and row["status"] == "completed" and row["response_id"] == answer.id
+    assert row["input_tokens"] == answer.usage.input_tokens and row["output_tokens"] == answer.usage.output_tokens
+    path = _log.default_log_path()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for file in path.parent.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == _log.SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for file in path.parent.iterdir():
+        assert TEST_KEY.encode() not in file.read_bytes()
+
+
+def test_a_prompt_that_quotes_the_key_is_logged_masked(ip, sim):
+    ip.run_cell_magic("aihubmix", "--no-template", f"is {TEST_KEY} a key?")
+    [row] = rows()
+    assert TEST_KEY not in row["prompt"] and TEST_KEY not in row["answer"] and TEST_KEY[-4:] in row["prompt"]
+
+
+def test_log_off_and_on(ip, sim):
+    ip.run_line_magic("aihubmix", "log off")
+    assert settings.log is False
+    ip.run_cell_magic("aihubmix", "", "not logged")
+    assert not _log.default_log_path().exists() or rows() == []
+    ip.run_line_magic("aihubmix", "log on")
+    ip.run_cell_magic("aihubmix", "", "logged")
+    assert [r["prompt"] for r in rows()] == ["logged"]
+
+
+def test_compare_fix_and_tool_steps_are_logged(ip, sim):
+    ip.run_cell_magic("aihubmix", "--compare gpt-4o-mini,gpt-4o", "Name a colour.")
+    assert sorted(r["model"] for r in rows("compare")) == ["gpt-4o", "gpt-4o-mini"]
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    ip.user_ns["get_weather"] = get_weather
+    ip.run_cell_magic("aihubmix", "--tools get_weather --yes", "What's the weather in Paris? Use the tool.")
+    assert len(rows("tool_step")) >= 1
+    assert rows("cell")[-1]["answer"] == last_response().text
+    ip.run_cell("1/0")
+    ip.run_line_magic("aihubmix", "fix")
+    assert len(rows("fix")) == 1
+
+
+def test_a_batch_is_one_row_and_its_items_only_when_asked(sim):
+    results = batch(["a", "b", "c"], model="gpt-4o-mini", progress=False)
+    [row] = rows("batch")
+    assert (row["items"], row["failed"], row["model"]) == (3, 0, "gpt-4o-mini")
+    assert row["input_tokens"] == results.summary.input_tokens and "(and 2 more prompts)" in row["prompt"]
+    assert rows("batch_item") == []
+    batch(["d", "e"], model="gpt-4o-mini", template="Say {}", progress=False, log_items=True)
+    assert [r["prompt"] for r in rows("batch_item")] == ["Say d", "Say e"]
+    assert rows("batch")[-1]["prompt"] == "Say {}"
+
+
+def test_search_with_the_magic_and_logs(ip, sim):
+    ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "Tell me about penguins")
+    ip.run_cell_magic("aihubmix", "-m gpt-4o", "Tell me about giraffes")
+    ip.run_cell_magic("aihubmix", "-m gpt-4o --thread zoo", "And zebras?")
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "log penguins")
+    text = shown(ip)
+    assert "penguins" in text and "giraffes" not in text
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "log -n 1")
+    assert "zebras" in shown(ip) and "giraffes" not in shown(ip)
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "log --model gpt-4o")
+    assert "giraffes" in shown(ip) and "penguins" not in shown(ip)
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "log --thread zoo")
+    assert "zebras" in shown(ip) and "giraffes" not in shown(ip)
+    frame = logs()
+    assert list(frame.columns) == list(_log.COLUMNS)
+    assert list(frame["prompt"]) == ["And zebras?", "Tell me about giraffes", "Tell me about penguins"]
+    assert list(logs("giraffes")["model"]) == ["gpt-4o"]
+    assert list(logs(thread="zoo")["prompt"]) == ["And zebras?"] and logs(thread="zoo")["thread"][0] == "zoo"
+    assert len(logs(n=2)) == 2 and len(logs(model="gpt-4o-mini")) == 1
+    assert len(logs(since="2999-01-01")) == 0 and len(logs(since="2000-01-01")) == 3
+    assert str(frame["time"].dtype).startswith("datetime64")
+
+
+def test_logs_without_pandas_is_a_list_of_dicts(ip, sim, monkeypatch):
+    ip.run_cell_magic("aihubmix", "", "hello there")
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    found = logs()
+    assert isinstance(found, list) and list(found[0]) == list(_log.COLUMNS) and found[0]["prompt"] == "hello there"
+
+
+def test_the_like_fallback_finds_the_same(ip, sim):
+    ip.run_cell_magic("aihubmix", "", "100% sure about under_scores?")
+    ip.run_cell_magic("aihubmix", "", "something else")
+    log = _log.log_for()
+    assert [r["prompt"] for r in log.search("under_scores")] == ["100% sure about under_scores?"]
+    log.fts = False  # as on an SQLite without FTS5
+    try:
+        assert [r["prompt"] for r in log.search("100% under_scores")] == ["100% sure about under_scores?"]
+        assert log.search("under%scores") == []
+    finally:
+        log.fts = True
+
+
+@pytest.mark.parametrize("line", ["log -n", "log -n zero", "log --bogus", "log clear --before yesterday",
+                                  "log clear now", 'log "unclosed'])
+def test_bad_log_commands_are_one_line_errors(ip, line):
+    with pytest.raises(UsageError):
+        ip.run_line_magic("aihubmix", line)
+
+
+def test_path_and_clear(ip, sim, capsys):
+    ip.run_cell_magic("aihubmix", "", "one")
+    ip.run_cell_magic("aihubmix", "", "two")
+    capsys.readouterr()
+    ip.run_line_magic("aihubmix", "log path")
+    assert capsys.readouterr().out.strip() == str(_log.default_log_path())
+    ip.run_line_magic("aihubmix", "log clear --before 2000-01-01")
+    assert "0 exchanges deleted" in capsys.readouterr().out and len(rows()) == 2
+    ip.run_line_magic("aihubmix", "log clear")
+    assert "2 exchanges deleted" in capsys.readouterr().out and rows() == []
+    assert logs("one").empty
+
+
+def test_a_corrupt_log_warns_once_and_the_cell_answers(ip, sim, tmp_path, monkeypatch):
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / "log.sqlite").write_bytes(b"this is not a database at all" * 100)
+    monkeypatch.setenv("AIHUBMIX_DATA_DIR", str(data))
+    with pytest.warns(RuntimeWarning, match="cannot be written") as record:
+        ip.run_cell_magic("aihubmix", "", "still answered?")
+        ip.run_cell_magic("aihubmix", "", "and again?")
+    assert len([w for w in record if "aihubmix log" in str(w.message)]) == 1
+    assert 'You asked: "and again?"' in last_response().text
+
+
+def test_a_read_only_log_directory_warns_and_the_cell_answers(ip, sim, tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only directories")
+    data = tmp_path / "ro"
+    data.mkdir(mode=0o500)
+    monkeypatch.setenv("AIHUBMIX_DATA_DIR", str(data / "sub"))
+    with pytest.warns(RuntimeWarning, match="cannot be written"):
+        ip.run_cell_magic("aihubmix", "", "read-only?")
+    assert last_response().status == "completed"
+
+
+def test_a_locked_log_warns_and_the_cell_answers(ip, sim, monkeypatch):
+    ip.run_cell_magic("aihubmix", "", "first")
+    monkeypatch.setattr(_log, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(_log.default_log_path(), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.warns(RuntimeWarning, match="locked"):
+            ip.run_cell_magic("aihubmix", "", "while locked")
+        assert last_response().status == "completed"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from aihubmix_magic._log import log_for
+    log = log_for(sys.argv[1])
+    start = float(sys.argv[3])
+    while time.time() < start:
+        time.sleep(0.001)
+    for number in range(200):
+        log.write([{"time": time.time(), "kind": "cell", "model": "m", "endpoint": "chat",
+                    "prompt": f"{sys.argv[2]} {number}", "answer": "a", "status": "completed", "starts": 1}])
+""")
+
+
+def test_two_processes_write_at_once(tmp_path):
+    import time
+
+    path = tmp_path / "shared" / "log.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    start = str(time.time() + 1.5)  # both start writing at the same moment (and migrate the new file together)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, start], env=env,
+                                stderr=subprocess.PIPE, text=True) for name in ("left", "right")]
+    for writer in writers:
+        _, errors = writer.communicate(timeout=120)
+        assert writer.returncode == 0, errors
+    log = _log.Log(path)
+    found = log.search(n=None)
+    assert len(found) == 400
+    assert {r["prompt"] for r in found} == {f"{side} {n}" for side in ("left", "right") for n in range(200)}
+    assert len(log.search("left")) == 200  # the full-text index saw every row too
+
+
+def test_a_file_of_an_older_schema_is_migrated(tmp_path, monkeypatch):
+    path = tmp_path / "old" / "log.sqlite"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as db:  # version 0: a file with nothing in it yet
+        db.execute("CREATE TABLE unrelated (x)")
+    monkeypatch.setitem(_log.MIGRATIONS, 2, ("ALTER TABLE exchanges ADD COLUMN note TEXT",))
+    monkeypatch.setattr(_log, "SCHEMA_VERSION", 2)
+    log = _log.Log(path)
+    log.write([{"time": 1.0, "kind": "cell", "prompt": "p", "answer": "a", "status": "completed", "starts": 1}])
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "note" in [c[1] for c in db.execute("PRAGMA table_info(exchanges)")]
