@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from ._display import citations_block, footer_text, reasoning_block
+from ._display import citations_block, footer_text, provenance, reasoning_block
 from ._exceptions import InvalidRequestError
 from ._request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ._response import Response
@@ -121,8 +121,9 @@ def _outputs(response: Response) -> list[Any]:
     if response.reasoning:
         outputs.append(_markdown_output(reasoning_block(response.reasoning, open_=False)))
     text = str(response)
-    if text:
-        outputs.append(v4.new_output("display_data", data={"text/markdown": text, "text/plain": text}))
+    if text:  # with the provenance metadata the live cell gave it
+        outputs.append(v4.new_output("display_data", data={"text/markdown": text, "text/plain": text},
+                                     metadata=provenance(response)))
     if response.error is not None and not text:
         message = f"{type(response.error).__name__}: {response.error}"
         outputs.append(v4.new_output("display_data", data={"text/markdown": f"**{message}**", "text/plain": message}))

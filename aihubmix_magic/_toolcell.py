@@ -36,8 +36,9 @@ class StepsPublisher:
         self.inner = inner
         self.blocks: list[dict[str, Any]] = []
 
-    def show(self, data: dict[str, Any], display_id: str | None = None) -> None:
-        self.inner.show(data, display_id)
+    def show(self, data: dict[str, Any], display_id: str | None = None,
+             metadata: dict[str, Any] | None = None) -> None:
+        self.inner.show(data, display_id, metadata=metadata)
 
     def update(self, data: dict[str, Any], display_id: str) -> None:
         self.inner.update(data, display_id)
