@@ -470,6 +470,10 @@ def record(responses: Iterable[Any], kind: str) -> int:
     log = log_for()
     try:
         keys = _session.current().keys()
+        # with a budget per day or month the cost must be known: wait (a second at most) for the catalog
+        from ._catalog import PROMPT_WAIT
+
+        wait = PROMPT_WAIT if settings.budget_day is not None or settings.budget_month is not None else 0.0
         rows = []
         for response in responses:
             if response is None:
@@ -478,7 +482,7 @@ def record(responses: Iterable[Any], kind: str) -> int:
             thread = getattr(spec, "thread", None)
             starts = kind == "cell" and thread is None  # a cell that stands alone starts the default thread anew
             rows.append(row_of(response, kind, keys=keys, thread=DEFAULT_THREAD if starts else thread, starts=starts,
-                               cost=response_cost(response)))
+                               cost=response_cost(response, wait)))
         return log.write(rows)
     except (sqlite3.Error, OSError) as exc:
         log.failed(exc)

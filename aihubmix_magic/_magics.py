@@ -48,8 +48,10 @@ SUBCOMMANDS = {
     "prompts": "list the saved prompts (./.aihubmix/prompts next to the notebook, then your personal ones)",
     "alias [NAME MODEL]": "make NAME stand for MODEL in -m, --compare and `use` (`alias NAME --remove`; "
                           "no arguments: list them)",
-    "cost": "this session's spend by model: calls, tokens, USD (estimates from the catalog's prices)",
-    "budget [USD|off]": "refuse calls once this session's spend reaches USD; no argument: the budget and the spend",
+    "cost [--today|--month]": "this session's spend by model: calls, tokens, USD (estimates from the catalog's "
+                              "prices); --today / --month: every kernel's, from the log",
+    "budget [USD|off]": "refuse calls once this session's spend reaches USD (USD/day, USD/month: today's or this "
+                        "month's spend over every kernel, from the log); no argument: the budgets and the spend",
     "balance": "the account's remaining credit and usage (AiHubMix's billing endpoints)",
     "log [TEXT] [-n N] [--model M] [--thread NAME]": "the newest logged exchanges (every kernel's) matching TEXT; "
                                                      "`log path`, `log on|off`, `log clear [--before DATE]`",
@@ -514,8 +516,14 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_cost(self, rest):
         from . import _cost
 
+        if rest in (["--today"], ["--month"]):  # from the log: every kernel's
+            from IPython.display import display
+
+            display(_cost.period_table("day" if rest == ["--today"] else "month"), raw=True)
+            return
         if rest:
-            raise UsageError("Usage: %aihubmix cost  (this session's spend by model)")
+            raise UsageError("Usage: %aihubmix cost [--today|--month]  (this session's spend by model; --today, "
+                             "--month: from the log, every kernel's)")
         from IPython.display import display
 
         display(_cost.spend_table(), raw=True)
@@ -523,13 +531,35 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_budget(self, rest):
         from . import _cost
 
-        usage = "Usage: %aihubmix budget USD|off  (e.g. %aihubmix budget 2.50; no argument shows it)"
+        usage = ("Usage: %aihubmix budget USD|USD/day|USD/month|off  (e.g. %aihubmix budget 2.50 for this session, "
+                 "5/day, 20/month; off, off/day, off/month; no argument shows them)")
         if not rest:
-            print(_cost.budget_summary())
+            print("\n".join(line for line in (_cost.budget_summary(), _cost.period_summary()) if line))
             return
         if len(rest) != 1:
             raise UsageError(usage)
         word = rest[0].strip().lower()
+        if "/" in word:  # a budget per calendar day or month, over every kernel (from the log)
+            amount, _, period = word.partition("/")
+            if period not in ("day", "month"):
+                raise UsageError(f"{usage}; {rest[0]!r}: the period is day or month.")
+            name = f"budget_{period}"
+            if amount in ("off", "none"):
+                setattr(settings, name, None)
+                print(f"Budget per {period} off. " + (_cost.period_summary() or _cost.budget_summary()))
+                return
+            try:
+                value = float(amount.removeprefix("$").replace(",", ""))
+            except ValueError:
+                raise UsageError(f"{usage}; {amount!r} is not an amount.") from None
+            try:
+                setattr(settings, name, value)
+            except TraitError as exc:
+                raise UsageError(f"{exc}. {usage}") from None
+            note = "" if settings.log else " The log is off (`%aihubmix log on`): calls from now on are not counted."
+            print(f"{_cost.period_summary()} Counted from the log, over every kernel; costs are estimates from the "
+                  f"model catalog's prices.{note}")
+            return
         if word in ("off", "none"):
             settings.budget = None
             print(f"Budget off: calls are no longer limited. {_cost.budget_summary()}")

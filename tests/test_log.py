@@ -257,3 +257,64 @@ def test_a_file_of_an_older_schema_is_migrated(tmp_path, monkeypatch):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert "note" in [c[1] for c in db.execute("PRAGMA table_info(exchanges)")]
+
+
+# -- spend over time ------------------------------------------------------------------------------------------
+def test_a_day_budget_counts_every_kernel_from_the_log(ip, sim, capsys):
+    import time
+
+    from aihubmix_magic import BudgetExceededError
+
+    ip.run_line_magic("aihubmix", "budget 0.001/day")
+    assert settings.budget_day == 0.001 and "Budget $0.0010/day · spent $0 today" in capsys.readouterr().out
+    ip.run_cell_magic("aihubmix", "-m claude-sonnet-4-5", "words=120")  # about $0.002: over the budget
+    spent = last_response().cost
+    assert rows()[-1]["cost"] == pytest.approx(spent)
+    with pytest.raises(BudgetExceededError, match=r"budget of \$0\.0010/day is used up") as info:
+        ip.run_cell_magic("aihubmix", "-m gpt-4o-mini", "one more?")
+    assert info.value.spent == pytest.approx(spent) and len(sim.requests) == 1
+    with pytest.raises(BudgetExceededError):
+        batch(["a"], model="gpt-4o-mini", progress=False)
+    assert len(sim.requests) == 1
+    ip.run_line_magic("aihubmix", "budget off/day")
+    assert settings.budget_day is None
+    # another kernel spent $3 this month; yesterday's rows count for the month but not today
+    _log.log_for().write([{"time": time.time(), "kind": "cell", "model": "gpt-4o", "cost": 3.0, "status": "completed"},
+                          {"time": _cost_period_start("day") - 1, "kind": "batch", "model": "x", "cost": 100.0,
+                           "status": "completed"}])
+    ip.run_line_magic("aihubmix", "budget 2/month")
+    with pytest.raises(BudgetExceededError, match=r"\$2\.00/month"):
+        ip.run_cell_magic("aihubmix", "", "refused")
+    assert len(sim.requests) == 1
+
+
+def _cost_period_start(period):
+    from aihubmix_magic import _cost
+
+    return _cost.period_start(period)
+
+
+def test_cost_today_and_month(ip, sim):
+    import time
+
+    ip.run_cell_magic("aihubmix", "-m claude-sonnet-4-5", "words=120")
+    batch(["a", "b"], model="gpt-4o-mini", progress=False)
+    _log.log_for().write([{"time": time.time() - 40 * 86400, "kind": "cell", "model": "old-model", "cost": 9.0,
+                           "status": "completed"}])
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "cost --today")
+    text = shown(ip)
+    assert "claude-sonnet-4-5" in text and "gpt-4o-mini" in text and "old-model" not in text
+    assert "| `gpt-4o-mini` | 2 |" in text  # the batch run counts its items as calls
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "cost --month")
+    assert "this month" in shown(ip) and "old-model" not in shown(ip)
+
+
+@pytest.mark.parametrize("line", ["budget 5/week", "budget lots/day", "budget -1/day", "budget 0/month",
+                                  "budget 5/", "budget /day", "cost --week", "cost --today --month"])
+def test_bad_period_budgets_are_one_line(ip, sim, line):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("aihubmix", line)
+    assert "\n" not in str(info.value)
+    assert settings.budget_day is None and settings.budget_month is None and sim.requests == []
