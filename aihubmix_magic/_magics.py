@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # the cell's machinery is imported when a cell first runs: %l
 __all__ = ["AihubmixMagics", "show_error"]
 
 SUBCOMMANDS = {
-    "key": "ask for the API key (hidden input); it stays in this kernel's memory only",
+    "key [--save|--forget]": "ask for the API key (hidden input); it stays in this kernel's memory only; --save "
+                             "also stores it in the system keyring (pip install 'aihubmix-magic[keyring]'), where "
+                             "new kernels find it; --forget deletes it from there",
     "config": "show the settings (the key masked)",
     "models [FILTER]": "list the models this key may use (/v1/models), optionally filtered, with context, max "
                        "output, prices per 1M tokens and features from AiHubMix's catalog; --features thinking,tools, "
@@ -476,21 +478,58 @@ class AihubmixMagics(Magics, SettingTraits):
         display({"text/markdown": text, "text/plain": text}, raw=True)
 
     def _cmd_key(self, rest):
-        if rest:
-            raise UsageError("`%aihubmix key` takes no argument (a key typed in a cell would be saved in the "
-                             "notebook); it asks for the key with hidden input.")
+        if rest == ["--forget"]:
+            return self._forget_key()
+        if rest not in ([], ["--save"]):
+            raise UsageError("Usage: %aihubmix key [--save|--forget]  (it asks for the key with hidden input: a key "
+                             "typed in a cell would be saved in the notebook; --save also keeps it in the system "
+                             "keyring for the next kernels, --forget deletes it from there)")
+        save = rest == ["--save"]
+        from . import _keys
+
+        if save:
+            try:
+                _keys.keyring_backend()  # the hint before asking, when keyring is missing
+            except _keys.KeyringUnavailableError as exc:
+                raise UsageError(str(exc)) from None
         import getpass
 
-        key = getpass.getpass("AiHubMix API key: ")
-        if not key.strip():
+        prompt = "AiHubMix API key" + (" (empty: save the key in use)" if save and settings.has_key and not settings.demo else "") + ": "
+        key = getpass.getpass(prompt).strip()
+        if not key and save and settings.has_key and not settings.demo:
+            key = settings.api_key or ""
+        if not key:
             raise UsageError("No key entered; nothing changed.")
         from . import _demo
 
-        print(_demo.set_user_key(self.session, key))
+        if not save:
+            print(_demo.set_user_key(self.session, key))
+            return
+        try:
+            backend = _keys.save_key(key)
+        except _keys.KeyringUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+        from ._protocol import mask_key
+
+        source = f"the system keyring ({backend})"
+        note = _demo.set_user_key(self.session, key, source=source) if key != settings.api_key else ""
+        print(f"Key {mask_key(key)} saved in {source}: a new kernel finds it there when AIHUBMIX_API_KEY is not "
+              f"set. {note}".rstrip())
+
+    def _forget_key(self):
+        from . import _keys
+
+        try:
+            found = _keys.forget_key()
+        except _keys.KeyringUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+        print("Key deleted from the system keyring (this kernel keeps using it until it ends)." if found else
+              "No key was stored in the system keyring.")
 
     def _cmd_config(self, rest):
+        settings.find_stored_key()
         rows = [(name, repr(value)) for name, value in settings.values().items()]
-        rows.append(("key", settings.masked_key()))
+        rows.append(("key", settings.masked_key() + (f" (from {settings.key_source})" if settings.key_source else "")))
         if settings.demo:
             rows.append(("demo", "on (answers are simulated)"))
         width = max(len(name) for name, _ in rows)
@@ -671,7 +710,7 @@ class AihubmixMagics(Magics, SettingTraits):
 
         if rest == ["off"]:
             print(_demo.stop(self.session))
-        elif rest == ["auto"] and settings.has_key and not settings.demo:
+        elif rest == ["auto"] and (settings.find_stored_key() or settings.has_key) and not settings.demo:
             print(f"Using {settings.base_url} with the key {settings.masked_key()} (no demo: a key is set).")
         elif not rest or rest == ["auto"]:
             print(_demo.start(self.session))

@@ -31,6 +31,7 @@ class Session:
         self._threads: Threads | None = None
         self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
         self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
+        self.demo_saved_source: str | None = None  # where that key came from
         self._client: Client | None = None
 
     @property

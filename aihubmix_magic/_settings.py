@@ -176,7 +176,9 @@ class Settings(SettingTraits):
         super().__init__(**kwargs)
         self.observe(self._base_url_set, names="base_url")
         self._api_key: str | None = None
-        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
+        self.key_source: str | None = None  # where the key came from, for `%aihubmix config`
+        self._searched = False  # Colab's Secrets and the keyring are looked in once per kernel
+        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None, source="the environment (AIHUBMIX_API_KEY)")
 
     _env_url_error: str | None = None
 
@@ -184,7 +186,9 @@ class Settings(SettingTraits):
         self._env_url_error = None  # the user chose a base URL: the broken environment value is gone
 
     def usable(self) -> None:
-        """Raise ConfigurationError if a request must not be sent with these settings."""
+        """Raise ConfigurationError if a request must not be sent with these settings. Without a key, look
+        for one in Colab's Secrets and the system keyring first (once per kernel; see `_keys.py`)."""
+        self.find_stored_key()
         if self._env_url_error:
             raise ConfigurationError(
                 f"{self._env_url_error} Fix it and restart, or set one with "
@@ -195,9 +199,21 @@ class Settings(SettingTraits):
     def api_key(self) -> str | None:
         return self._api_key
 
-    def set_key(self, key: str | None) -> None:
+    def set_key(self, key: str | None, *, source: str = "set in this kernel") -> None:
         self._api_key = (key or "").strip() or None
+        self.key_source = source if self._api_key is not None else None
         self.set_trait("has_key", self._api_key is not None)
+
+    def find_stored_key(self) -> None:
+        """No key yet: take the one Colab's Secrets or the system keyring holds, if any (looked up once)."""
+        if self._api_key is not None or self._searched:
+            return
+        self._searched = True
+        from ._keys import stored_key
+
+        key, source = stored_key()
+        if key:
+            self.set_key(key, source=source or "a stored key")
 
     def masked_key(self) -> str:
         return mask_key(self._api_key)

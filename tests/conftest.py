@@ -178,6 +178,9 @@ def pytest_configure(config):
                           saved_data=os.environ.get("AIHUBMIX_DATA_DIR"))
     os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
     os.environ["AIHUBMIX_DATA_DIR"] = os.path.join(directory, "data")  # the log, for kernels started by tests too
+    # no test reads or writes the machine's real keyring (tests of `key --save` choose a file-based one)
+    _SESSION_CACHE["saved_keyring"] = os.environ.get("PYTHON_KEYRING_BACKEND")
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -195,7 +198,8 @@ def pytest_unconfigure(config):
     if not _SESSION_CACHE:
         return
     for name, saved in (("AIHUBMIX_CACHE_PATH", _SESSION_CACHE["saved"]),
-                        ("AIHUBMIX_DATA_DIR", _SESSION_CACHE["saved_data"])):
+                        ("AIHUBMIX_DATA_DIR", _SESSION_CACHE["saved_data"]),
+                        ("PYTHON_KEYRING_BACKEND", _SESSION_CACHE["saved_keyring"])):
         if saved is None:
             os.environ.pop(name, None)
         else:
