@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from ._client import Client
     from ._compare import Comparison
     from ._cost import CostEstimate
-    from ._log import logs
     from ._exceptions import (
         AihubmixError,
         APIConnectionError,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
         StreamInterruptedError,
         ToolDefinitionError,
     )
+    from ._log import logs
     from ._request import Request
     from ._response import Response
     from ._session import history, last_response

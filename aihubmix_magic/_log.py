@@ -237,7 +237,8 @@ class Log:
         """The matching rows, newest first (at most `n`)."""
         if not self.path.exists():
             return []
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[Any] = []
         if kinds is not None:
             kinds = tuple(kinds)
             where.append(f"e.kind IN ({', '.join('?' * len(kinds))})")
