@@ -224,13 +224,14 @@ def batch(
 
         show_notes(request_warnings_for(requests[0]))  # every item has the model and options of the first
     run.tool_loop = tool_loop
+    run.log_items = bool(log_items)
     results = run.execute(progress_view(progress, len(requests)) if requests else None)
     if requests:
         from ._log import record_batch
 
         record_batch(results, template=template if template is not None else
                      texts[0] + (f"\n\n(and {len(texts) - 1:,} more prompts)" if len(texts) > 1 else ""),
-                     model=requests[0].model, endpoint=endpoint, items=bool(log_items))
+                     model=requests[0].model, endpoint=endpoint)
     if index is None:
         return results
     import pandas as pd
@@ -385,10 +386,15 @@ class _Run:
         self._closed = False
         self.gate = _cost.BudgetGate(requests[0].endpoint if requests else "chat")  # may an item still be sent?
         self.tool_loop: dict[str, Any] | None = None  # approve and max_steps, when the items run tools
+        self.log_items = False  # write each item to the log as it finishes (`batch(..., log_items=True)`)
 
     def execute(self, view: Any) -> BatchResults:
         cached = self._from_cache()
         resumed = self._from_journal()
+        if self.log_items and (cached or resumed):  # answered before anything is sent: logged now
+            from ._log import record
+
+            record([result for result in self.results if result is not None], "batch_item")
         todo = [number for number, result in enumerate(self.results) if result is None]
         partial = False
         live = Live()
@@ -546,6 +552,10 @@ class _Run:
         if self.cache is not None:
             self.cache.put_many([response for _, response in finished if response.status == "completed"],
                                 self.client.base_url)
+        if self.log_items:
+            from ._log import record
+
+            record([response for _, response in finished], "batch_item")
 
     # -- the helper thread -----------------------------------------------------------------------------
     def _thread_main(self, todo: list[int]) -> None:

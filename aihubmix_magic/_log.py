@@ -34,14 +34,15 @@ sqlite3 only; imported when a cell first finishes, not at `%load_ext`.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
-_FTS = (  # full-text search, where the SQLite build has FTS5
+SEARCHED_KINDS = ("cell", "compare", "fix", "batch")  # what `%aihubmix log` and logs() show and index
+_INDEXED = "('cell', 'compare', 'fix', 'batch')"
+_FTS = (  # full-text search, where the SQLite build has FTS5 (tool steps and batch items are not indexed)
     "CREATE VIRTUAL TABLE IF NOT EXISTS exchanges_fts USING fts5(prompt, answer, content='exchanges', "
     "content_rowid='rowid')",
-    "CREATE TRIGGER IF NOT EXISTS exchanges_ai AFTER INSERT ON exchanges BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS exchanges_ai AFTER INSERT ON exchanges WHEN new.kind IN {_INDEXED} BEGIN "
     "INSERT INTO exchanges_fts(rowid, prompt, answer) VALUES (new.rowid, new.prompt, new.answer); END",
-    "CREATE TRIGGER IF NOT EXISTS exchanges_ad AFTER DELETE ON exchanges BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS exchanges_ad AFTER DELETE ON exchanges WHEN old.kind IN {_INDEXED} BEGIN "
     "INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, answer) VALUES ('delete', old.rowid, old.prompt, "
     "old.answer); END",
 )
@@ -127,19 +130,45 @@ class Log:
         self.fts = False
         self._ready = False
         self._warned = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"<Log {str(self.path)!r}>"
 
     # -- the file ----------------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # WAL without an fsync per commit: a power cut may lose the last exchanges, never the file (a commit
+        # that waits for the disk took 25 ms, longer than the cell it logs)
+        db.execute("PRAGMA synchronous = NORMAL")
         return db
 
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This kernel's connection to the file, kept open (closing the last connection of a WAL file
+        checkpoints it, which cost more than the write), one user at a time. A failing file is closed, so
+        that the next use opens it again."""
+        with self._lock:
+            if self._db is None:
+                self._db = self.connect()
+            try:
+                yield self._db
+            except sqlite3.DatabaseError:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                try:
+                    self._db.close()
+                finally:
+                    self._db = None
+
     def connect(self) -> sqlite3.Connection:
-        """A connection to the file, made private and migrated to `SCHEMA_VERSION` on first use."""
+        """A new connection to the file, made private and migrated to `SCHEMA_VERSION` on first use."""
         if not self._ready:
             with self._lock:
                 if not self._ready:
@@ -205,7 +234,7 @@ class Log:
             return 0
         values = [tuple(row.get(name, _DEFAULTS.get(name)) for name in _FIELDS) for row in rows]
         marks = ", ".join("?" * len(_FIELDS))
-        with closing(self.connect()) as db:
+        with self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(f"INSERT INTO exchanges ({', '.join(_FIELDS)}) VALUES ({marks})", values)
@@ -217,12 +246,12 @@ class Log:
 
     def end_thread(self, name: str) -> int:
         """`%aihubmix reset NAME`: the thread's turns so far no longer continue it; returns how many."""
-        with closing(self.connect()) as db:
+        with self._connection() as db:
             return db.execute("UPDATE exchanges SET ended = 1 WHERE thread = ? AND ended = 0", (name,)).rowcount
 
     def clear(self, before: float | None = None) -> int:
         """Delete every row (or those older than `before`, a timestamp); returns how many."""
-        with closing(self.connect()) as db:
+        with self._connection() as db:
             if before is None:
                 count = db.execute("DELETE FROM exchanges").rowcount
             else:
@@ -252,11 +281,10 @@ class Log:
         if since is not None:
             where.append("e.time >= ?")
             params.append(since)
-        with closing(self.connect()) as db:
-            db.row_factory = sqlite3.Row
+        with self._connection() as db:
             source = "exchanges e"
             words = (query or "").split()
-            if words and self.fts:
+            if words and self.fts and kinds is not None and set(kinds) <= set(SEARCHED_KINDS):
                 source += " JOIN exchanges_fts f ON f.rowid = e.rowid"
                 where.append("exchanges_fts MATCH ?")
                 params.append(" ".join('"' + word.replace('"', '""') + '"' for word in words))
@@ -269,18 +297,17 @@ class Log:
             sql += " ORDER BY e.time DESC, e.rowid DESC"
             if n is not None:
                 sql += f" LIMIT {int(n)}"
-            return [dict(row) for row in db.execute(sql, params)]
+            return _dicts(db.execute(sql, params))
 
     def thread_turns(self, name: str) -> list[dict[str, Any]]:
         """The turns of thread NAME that still continue it, oldest first: the answered cells since it was
         last reset (for the default thread: since the last cell that stood alone)."""
         if not self.path.exists():
             return []
-        with closing(self.connect()) as db:
-            db.row_factory = sqlite3.Row
-            rows = [dict(row) for row in db.execute(
+        with self._connection() as db:
+            rows = _dicts(db.execute(
                 "SELECT * FROM exchanges WHERE thread = ? AND ended = 0 AND kind = 'cell' "
-                "AND status IN ('completed', 'incomplete') ORDER BY rowid", (name,))]
+                "AND status IN ('completed', 'incomplete') ORDER BY rowid", (name,)))
         starts = [number for number, row in enumerate(rows) if row["starts"]]
         return rows[starts[-1]:] if starts else rows
 
@@ -288,7 +315,7 @@ class Log:
         """USD spent (estimated) since `since`, a timestamp, over every kernel that logged."""
         if not self.path.exists():
             return 0.0
-        with closing(self.connect()) as db:
+        with self._connection() as db:
             value = db.execute(f"SELECT SUM(cost) FROM exchanges WHERE time >= ? AND kind IN "
                                f"({', '.join('?' * len(SPEND_KINDS))})", (since, *SPEND_KINDS)).fetchone()[0]
         return float(value or 0.0)
@@ -296,7 +323,7 @@ class Log:
     def spend_by_model(self, since: float) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        with closing(self.connect()) as db:
+        with self._connection() as db:
             rows = db.execute(
                 "SELECT model, COUNT(*), SUM(COALESCE(items, 1)), SUM(COALESCE(input_tokens, 0)), "
                 "SUM(COALESCE(output_tokens, 0)), SUM(COALESCE(cost, 0)), SUM(cost IS NULL) FROM exchanges "
@@ -308,14 +335,25 @@ class Log:
     def info(self) -> dict[str, Any]:
         entries = 0
         if self.path.exists():
-            with closing(self.connect()) as db:
+            with self._connection() as db:
                 entries = db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0]
         size = sum(path.stat().st_size for path in (self.path, self.path.with_name(self.path.name + "-wal"))
                    if path.exists())
         return {"entries": entries, "size": size, "path": str(self.path)}
 
 
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
 _logs: dict[Path, Log] = {}
+
+
+@atexit.register
+def _close_all() -> None:
+    for log in list(_logs.values()):
+        log.close()
 
 
 def log_for(path: str | os.PathLike[str] | None = None) -> Log:
@@ -356,7 +394,7 @@ def row_of(response: Any, kind: str, *, keys: Sequence[str] = (), thread: str | 
     extra: dict[str, Any] = {}
     if response.request.get("store") is True:
         extra["store"] = True
-    raw = getattr(response, "raw", None)
+    raw = vars(response).get("_raw")  # a batch keeps it as bytes: not decoded for this
     if isinstance(raw, dict) and raw.get("choices"):
         details = ((raw["choices"][0] or {}).get("message") or {}).get("reasoning_details")
         if details:
@@ -422,7 +460,7 @@ def logs(query: str | None = None, *, n: int | None = None, model: str | None = 
         raise ValueError(f"n must be a whole number of at least 1, not {n!r}")
     start = parse_since(since)
     rows = [public_row(row) for row in log_for().search(query, n=n, model=model, thread=thread, since=start,
-                                                        kinds=("cell", "compare", "fix", "batch"))]
+                                                        kinds=SEARCHED_KINDS)]
     try:
         import pandas as pd
     except ImportError:
@@ -476,6 +514,7 @@ def record(responses: Iterable[Any], kind: str) -> int:
 
         wait = PROMPT_WAIT if settings.budget_day is not None or settings.budget_month is not None else 0.0
         rows = []
+        infos: dict = {}  # each model looked up once (a batch's items)
         for response in responses:
             if response is None:
                 continue
@@ -483,17 +522,17 @@ def record(responses: Iterable[Any], kind: str) -> int:
             thread = getattr(spec, "thread", None)
             starts = kind == "cell" and thread is None  # a cell that stands alone starts the default thread anew
             rows.append(row_of(response, kind, keys=keys, thread=DEFAULT_THREAD if starts else thread, starts=starts,
-                               cost=response_cost(response, wait)))
+                               cost=response_cost(response, wait, infos)))
         return log.write(rows)
     except (sqlite3.Error, OSError) as exc:
         log.failed(exc)
         return 0
 
 
-def record_batch(results: Any, *, template: str | None, model: str, endpoint: str, items: bool = False) -> int:
-    """Log one run of a batch (the template, model, counts, tokens, cost) and, with `items`, each item."""
+def record_batch(results: Any, *, template: str | None, model: str, endpoint: str) -> int:
+    """Log one run of a batch: the template, the model, counts, tokens and cost (its items, with
+    `log_items=True`, are logged by the run as they finish: `record(…, "batch_item")`)."""
     from . import _session
-    from ._cost import response_cost
     from ._settings import settings
 
     if not settings.log:
@@ -509,12 +548,7 @@ def record_batch(results: Any, *, template: str | None, model: str, endpoint: st
                "prompt": _mask(template or "{}", keys), "answer": str(summary), "status": status,
                "input_tokens": summary.input_tokens, "output_tokens": summary.output_tokens, "cost": summary.cost,
                "starts": 0, "items": summary.total, "failed": summary.failed, "extra": json.dumps(extra)}
-        rows = [row]
-        if items:
-            infos: dict = {}
-            rows += [row_of(response, "batch_item", keys=keys, cost=response_cost(response, infos=infos))
-                     for response in results]
-        return log.write(rows)
+        return log.write([row])
     except (sqlite3.Error, OSError) as exc:
         log.failed(exc)
         return 0
@@ -651,7 +685,7 @@ def cmd_log(rest: list[str]) -> None:
         at += 1
     try:
         rows = log.search(" ".join(text) or None, n=options["n"], model=options["model"], thread=options["thread"],
-                          kinds=("cell", "compare", "fix", "batch"))
+                          kinds=SEARCHED_KINDS)
     except (sqlite3.Error, OSError) as exc:
         raise UsageError(f"Cannot read the log {log.path}: {type(exc).__name__}: {exc}") from None
     from IPython.display import display
