@@ -316,6 +316,9 @@ class AihubmixMagics(Magics, SettingTraits):
             view.clear_note()  # a "retrying in N s" note must not outlive the call
             if exc.response is not None:
                 self._keep(exc.response, out)
+                from . import _log
+
+                _log.record([exc.response], kind)  # a failed exchange is logged too, with its error
             raise
         except KeyboardInterrupt:  # while connecting, waiting for the first byte, or between retries
             view.clear_note()

@@ -320,3 +320,61 @@ def test_bad_period_budgets_are_one_line(ip, sim, line):
         ip.run_line_magic("aihubmix", line)
     assert "\n" not in str(info.value)
     assert settings.budget_day is None and settings.budget_month is None and sim.requests == []
+
+
+# -- threads from the log (in one process: the session's threads forgotten, as by a restart) --------------------
+def restart():
+    _session.current().threads.clear()
+
+
+def test_a_named_thread_continues_from_the_log(ip, sim):
+    ip.run_cell_magic("aihubmix", "--thread t", "first question")
+    first = last_response().text
+    ip.run_cell_magic("aihubmix", "", "an unrelated cell")
+    restart()
+    ip.run_cell_magic("aihubmix", "--thread t", "second question")
+    assert [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]] == [
+        ("user", "first question"), ("assistant", first), ("user", "second question")]
+    restart()
+    ip.display_pub.messages.clear()
+    ip.run_line_magic("aihubmix", "history t")
+    assert "first question" in shown(ip) and "second question" in shown(ip) and "2 exchanges" in shown(ip)
+    ip.run_line_magic("aihubmix", "reset t")
+    ip.run_cell_magic("aihubmix", "--thread t", "anew")
+    assert [m["content"] for m in sim.requests[-1].body["messages"]] == ["anew"]
+
+
+def test_c_continues_the_last_standalone_cell_from_the_log(ip, sim):
+    ip.run_cell_magic("aihubmix", "", "old start")
+    ip.run_cell_magic("aihubmix", "", "new start")
+    answer = last_response().text
+    ip.run_cell_magic("aihubmix", "--thread other", "elsewhere")
+    ip.run_cell("%%aihubmix -m no-such-model\nfailed standalone cells do not start over")
+    restart()
+    ip.run_cell_magic("aihubmix", "-c", "go on")
+    assert [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]] == [
+        ("user", "new start"), ("assistant", answer), ("user", "go on")]
+
+
+def test_a_stored_responses_thread_continues_with_the_previous_id(ip, sim):
+    ip.run_cell_magic("aihubmix", "-e responses --store --thread s", "remember 42")
+    first_id = last_response().id
+    restart()
+    ip.run_cell_magic("aihubmix", "-e responses --store --thread s", "what number?")
+    body = sim.requests[-1].body
+    assert body["previous_response_id"] == first_id and body["store"] is True
+
+
+def test_with_the_log_off_a_thread_is_not_read_from_it(ip, sim):
+    ip.run_cell_magic("aihubmix", "--thread t", "first question")
+    restart()
+    settings.log = False
+    ip.run_cell_magic("aihubmix", "--thread t", "second question")
+    assert [m["content"] for m in sim.requests[-1].body["messages"]] == ["second question"]
+
+
+def test_a_failed_exchange_is_logged_with_its_error(ip, sim):
+    ip.run_cell("%%aihubmix -m no-such-model\nwill fail")
+    [row] = rows()
+    assert row["status"] == "failed" and row["prompt"] == "will fail" and "no-such-model" in row["error"]
+    assert list(logs()["status"]) == ["failed"]
