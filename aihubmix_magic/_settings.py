@@ -127,8 +127,8 @@ class SettingTraits(HasTraits):
     def _check_budget(self, proposal):
         value = proposal["value"]
         if value is not None and not (0 < value < float("inf")):
-            raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of US dollars (or None for no budget), "
-                                      f"not {value:g}")
+            raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of US dollars (or None for "
+                                      f"no budget), not {value:g}")
         return value
 
     @validate("catalog_url")
