@@ -192,6 +192,10 @@ def run_comparison(requests: list[Request], *, client: Client, notebook: bool, s
                 if column.first_token is None and column.response is not None and str(column.response):
                     column.first_token = clock()  # not streamed: the whole answer at once
                 column.finished = clock()
+            if column.response is not None and column.response.done:  # the log has each column as it finishes
+                from ._log import record
+
+                record([column.response], "compare")
 
     printed: set[int] = set()
 

@@ -428,11 +428,7 @@ class AihubmixMagics(Magics, SettingTraits):
             run_comparison(requests, client=self.session.client(), notebook=display_mode() == "notebook",
                            status_line=self._status_line([]), keep=lambda comparison: self._keep(comparison, args.out))
         finally:
-            comparison = self.session.last_response()  # the Comparison kept before sending
-            _cost.record(comparison)  # each answer's cost
-            from . import _log
-
-            _log.record([r for r in getattr(comparison, "responses", ()) if r is not None and r.done], "compare")
+            _cost.record(self.session.last_response())  # the Comparison kept before sending: each answer's cost
         return None
 
     def _status_line(self, retries: list[str]) -> str | None:
