@@ -378,3 +378,21 @@ def test_a_failed_exchange_is_logged_with_its_error(ip, sim):
     [row] = rows()
     assert row["status"] == "failed" and row["prompt"] == "will fail" and "no-such-model" in row["error"]
     assert list(logs()["status"]) == ["failed"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"n": 0}, "at least 1"), ({"n": True}, "at least 1"),
+                                                 ({"since": "last tuesday"}, "not a date"),
+                                                 ({"since": [2026]}, "not a date")])
+def test_bad_logs_arguments_are_one_line_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        logs(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_logs_since_accepts_dates_and_durations(ip, sim):
+    from datetime import date, datetime, timedelta
+
+    ip.run_cell_magic("aihubmix", "", "just now")
+    assert len(logs(since=timedelta(minutes=5))) == 1
+    assert len(logs(since=date.today())) == 1
+    assert len(logs(since=datetime.now() + timedelta(minutes=5))) == 0
