@@ -594,6 +594,24 @@ def _content(row: dict[str, Any]) -> Any:
     return row["prompt"]
 
 
+def _spec_of(row: dict[str, Any]) -> Any:
+    """The typed Request a logged turn answered (its prompt, images, model, endpoint, thread), for export and
+    history; None if it cannot be rebuilt."""
+    from ._exceptions import InvalidRequestError
+    from ._request import Request
+
+    content = _content(row)
+    images: tuple[str, ...] = ()
+    if isinstance(content, list):
+        images = tuple(part["image_url"]["url"] for part in content
+                       if isinstance(part, dict) and part.get("type") == "image_url")
+    try:
+        return Request(model=row["model"], prompt=row["prompt"], endpoint=row["endpoint"] or "chat",
+                       thread=None if row["starts"] else row["thread"], images=images)
+    except (InvalidRequestError, KeyError, TypeError):
+        return None
+
+
 def response_of(row: dict[str, Any]) -> Any:
     """A complete Response rebuilt from a logged row (text, model, id, usage, status; no raw JSON beyond the
     assistant message's `reasoning_details`)."""
@@ -614,6 +632,7 @@ def response_of(row: dict[str, Any]) -> Any:
     if extra.get("reasoning_details"):
         response.raw = {"choices": [{"message": {"role": "assistant", "content": row["answer"],
                                                  "reasoning_details": extra["reasoning_details"]}}]}
+    response.spec = _spec_of(row)
     response.elapsed = 0.0
     response.logged = True  # type: ignore[attr-defined]  # rebuilt from the log, not received in this kernel
     return response

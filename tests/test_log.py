@@ -397,3 +397,19 @@ def test_logs_since_accepts_dates_and_durations(ip, sim):
     assert len(logs(since=timedelta(minutes=5))) == 1
     assert len(logs(since=date.today())) == 1
     assert len(logs(since=datetime.now() + timedelta(minutes=5))) == 0
+
+
+def test_a_thread_from_the_log_can_be_exported(ip, sim, tmp_path, capsys):
+    import nbformat
+
+    ip.run_cell_magic("aihubmix", "--thread t", "first question")
+    ip.run_cell_magic("aihubmix", "--thread t", "second question")
+    restart()
+    path = tmp_path / "t.ipynb"
+    ip.run_line_magic("aihubmix", f"export {path} --thread t")
+    assert "Exported 2 answers" in capsys.readouterr().out
+    nb = nbformat.read(path, as_version=4)
+    sources = [cell.source for cell in nb.cells if cell.cell_type == "code"][1:]
+    assert sources[0].endswith("\nfirst question") and "--thread t" in sources[1].splitlines()[0]
+    answers = [o for cell in nb.cells for o in cell.get("outputs", []) if "aihubmix" in o.get("metadata", {})]
+    assert len(answers) == 2 and answers[0]["metadata"]["aihubmix"]["model"] == "gpt-4o-mini"
