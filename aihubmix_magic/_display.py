@@ -50,10 +50,11 @@ class IPythonPublisher:
         else:
             display(data, raw=True, display_id=display_id, **extra)
 
-    def update(self, data: dict[str, Any], display_id: str) -> None:
+    def update(self, data: dict[str, Any], display_id: str, metadata: dict[str, Any] | None = None) -> None:
         from IPython.display import update_display
 
-        update_display(data, raw=True, display_id=display_id)
+        extra: dict[str, Any] = {"metadata": metadata} if metadata else {}
+        update_display(data, raw=True, display_id=display_id, **extra)
 
     def clear(self) -> None:
         from IPython.display import clear_output

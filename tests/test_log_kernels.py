@@ -22,6 +22,7 @@ FIRST = [
     "%%aihubmix --thread trip\nWhat about food?",
     "%%aihubmix -m gpt-4o\nA standalone question",
     "%%aihubmix -c\nA follow-up",
+    "%%aihubmix --compare gpt-4o-mini,gpt-4o\nName a colour.",
 ]
 SECOND = [
     "%load_ext aihubmix_magic",
@@ -113,7 +114,7 @@ def test_history_search_and_logs_in_the_new_kernel(kernels):
     found = text_of(second.cells[4])
     assert "Plan a trip to Lisbon" in found and "standalone" not in found
     printed = re.sub(r"\s+", " ", text_of(second.cells[5]))
-    assert "ROWS 6 ['time', 'model', 'endpoint', 'prompt', 'answer', 'status', 'error', 'input_tokens', " \
+    assert "ROWS 8 ['time', 'model', 'endpoint', 'prompt', 'answer', 'status', 'error', 'input_tokens', " \
            "'output_tokens', 'cost', 'thread', 'id']" in printed
     assert "THREADS ['default', 'trip']" in printed
     assert "forgotten" in text_of(second.cells[6])
@@ -139,7 +140,12 @@ def test_the_saved_notebook_records_what_made_each_answer(kernels):
         assert meta["usage"]["input_tokens"] > 0 and meta["usage"]["output_tokens"] > 0
         assert meta["cost"] is None or meta["cost"] > 0
         assert 'You asked: "' in answers[0]["data"]["text/markdown"]  # the answer itself, not the footer
-    assert len(requests) == 4
+    assert len(requests) == 6
+    grid = [o for o in nb.cells[5].outputs if "aihubmix" in o.get("metadata", {})]
+    assert len(grid) == 1, nb.cells[5].outputs
+    columns = grid[0]["metadata"]["aihubmix"]["compare"]
+    assert [c["model"] for c in columns] == ["gpt-4o-mini", "gpt-4o"]
+    assert all(c["id"].startswith("chatcmpl-") and c["usage"]["output_tokens"] > 0 for c in columns)
     assert TEST_KEY not in kernels["saved"].read_text()
 
 
