@@ -287,7 +287,8 @@ class Log:
             if words and self.fts and kinds is not None and set(kinds) <= set(SEARCHED_KINDS):
                 source += " JOIN exchanges_fts f ON f.rowid = e.rowid"
                 where.append("exchanges_fts MATCH ?")
-                params.append(" ".join('"' + word.replace('"', '""') + '"' for word in words))
+                # each word a quoted prefix ("penguin" finds "penguins", as LIKE would); FTS syntax stays literal
+                params.append(" ".join('"' + word.replace('"', '""') + '"*' for word in words))
             else:
                 for word in words:
                     where.append("(e.prompt LIKE ? ESCAPE '\\' OR e.answer LIKE ? ESCAPE '\\')")

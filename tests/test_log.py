@@ -131,6 +131,7 @@ def test_search_with_the_magic_and_logs(ip, sim):
     assert list(frame.columns) == list(_log.COLUMNS)
     assert list(frame["prompt"]) == ["And zebras?", "Tell me about giraffes", "Tell me about penguins"]
     assert list(logs("giraffes")["model"]) == ["gpt-4o"]
+    assert list(logs("giraf")["model"]) == ["gpt-4o"] and list(logs('NEAR "AND')["model"]) == []
     assert list(logs(thread="zoo")["prompt"]) == ["And zebras?"] and logs(thread="zoo")["thread"][0] == "zoo"
     assert len(logs(n=2)) == 2 and len(logs(model="gpt-4o-mini")) == 1
     assert len(logs(since="2999-01-01")) == 0 and len(logs(since="2000-01-01")) == 3
