@@ -67,9 +67,12 @@ def test_a_cell_is_logged_privately_without_the_key(ip, sim):
 
 
 def test_a_prompt_that_quotes_the_key_is_logged_masked(ip, sim):
-    ip.run_cell_magic("aihubmix", "--no-template", f"is {TEST_KEY} a key?")
+    key = "sk-quoted-in-a-prompt-0123456789abcdef"  # not the session's usual key: history keeps this prompt
+    settings.set_key(key)
+    ip.run_cell_magic("aihubmix", "--no-template", f"is {key} a key?")
     [row] = rows()
-    assert TEST_KEY not in row["prompt"] and TEST_KEY not in row["answer"] and TEST_KEY[-4:] in row["prompt"]
+    assert key not in row["prompt"] and key not in row["answer"] and key[-4:] in row["prompt"]
+    assert sim.requests[-1].headers["authorization"] == f"Bearer {key}"
 
 
 def test_log_off_and_on(ip, sim):
