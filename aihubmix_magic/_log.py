@@ -358,12 +358,21 @@ def _close_all() -> None:
 
 
 def log_for(path: str | os.PathLike[str] | None = None) -> Log:
-    """The Log of `path` (default: `default_log_path()`, read now: the environment may change), one per file."""
+    """The Log of `path` (default: `default_log_path()`, read now: the environment may change), one per file.
+    When the default moves (AIHUBMIX_DATA_DIR changed), the previous default file's connection is closed."""
+    global _default
     resolved = Path(path).expanduser() if path else default_log_path()
     log = _logs.get(resolved)
     if log is None:
         log = _logs[resolved] = Log(resolved)
+    if not path and _default is not None and _default is not log:
+        _default.close()  # opened again if it is ever the default again
+    if not path:
+        _default = log
     return log
+
+
+_default: Log | None = None
 
 
 # -- rows from answers ----------------------------------------------------------------------------------------

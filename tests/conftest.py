@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -59,6 +60,9 @@ def _environment(sim, monkeypatch, tmp_path, _config_dir):
     settings.set_key(TEST_KEY)
     sim.reset()
     yield
+    log = sys.modules.get("aihubmix_magic._log")
+    if log is not None:  # each test has its own log file: the connection to this one is not kept open
+        log._close_all()
     for name, value in saved.items():
         setattr(settings, name, value)
     settings.set_key(saved_key)
