@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from .services.batch import BatchResults, BatchSummary
     from .services.catalog import ModelInfo
     from .services.cost import CostEstimate
+    from .session.log import logs
     from .session.mcp import mcp_tools
     from .session.settings import Settings, settings
     from .session.state import history, last_response
@@ -101,6 +102,7 @@ __all__ = [
     "history",
     "last_response",
     "load_ipython_extension",
+    "logs",
     "mcp_tools",
     "model_info",
     "panel",
@@ -141,6 +143,7 @@ _EXPORTS = {
         "InternalServerError",
         "InvalidRequestError", "McpError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "core.exceptions"),
+    "logs": "session.log",
     "mcp_tools": "session.mcp",
     "Request": "core.request",
     "Response": "core.response",

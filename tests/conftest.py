@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -52,12 +53,16 @@ def _environment(sim, monkeypatch, tmp_path, _config_dir):
     monkeypatch.setenv("AIHUBMIX_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIHUBMIX_BASE_URL", sim.base_url)
     monkeypatch.setenv("AIHUBMIX_CACHE_PATH", str(tmp_path / "aihubmix-cache" / "responses.sqlite"))
+    monkeypatch.setenv("AIHUBMIX_DATA_DIR", str(tmp_path / "aihubmix-data"))  # the log: never the real home's
     saved = settings.values()
     saved_key = settings.api_key
     settings.base_url = sim.base_url
     settings.set_key(TEST_KEY)
     sim.reset()
     yield
+    log = sys.modules.get("aihubmix_magic.store.log")
+    if log is not None:  # each test has its own log file: the connection to this one is not kept open
+        log._close_all()
     for name, value in saved.items():
         setattr(settings, name, value)
     settings.set_key(saved_key)
@@ -173,8 +178,13 @@ def pytest_configure(config):
     # the caches (the model catalog is fetched by every prompt cell) go to a directory of the test session,
     # never the real home's, for this process and every kernel or subprocess it starts
     directory = tempfile.mkdtemp(prefix="aihubmix-test-cache-")
-    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"))
+    _SESSION_CACHE.update(directory=directory, saved=os.environ.get("AIHUBMIX_CACHE_PATH"),
+                          saved_data=os.environ.get("AIHUBMIX_DATA_DIR"))
     os.environ["AIHUBMIX_CACHE_PATH"] = os.path.join(directory, "responses.sqlite")
+    os.environ["AIHUBMIX_DATA_DIR"] = os.path.join(directory, "data")  # the log, for kernels started by tests too
+    # no test reads or writes the machine's real keyring (tests of `key --save` choose a file-based one)
+    _SESSION_CACHE["saved_keyring"] = os.environ.get("PYTHON_KEYRING_BACKEND")
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -191,8 +201,11 @@ def pytest_unconfigure(config):
         tripwire.close()
     if not _SESSION_CACHE:
         return
-    if _SESSION_CACHE["saved"] is None:
-        os.environ.pop("AIHUBMIX_CACHE_PATH", None)
-    else:
-        os.environ["AIHUBMIX_CACHE_PATH"] = _SESSION_CACHE["saved"]
+    for name, saved in (("AIHUBMIX_CACHE_PATH", _SESSION_CACHE["saved"]),
+                        ("AIHUBMIX_DATA_DIR", _SESSION_CACHE["saved_data"]),
+                        ("PYTHON_KEYRING_BACKEND", _SESSION_CACHE["saved_keyring"])):
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
     shutil.rmtree(_SESSION_CACHE["directory"], ignore_errors=True)

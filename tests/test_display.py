@@ -22,7 +22,7 @@ class CountingPublisher:
     def __init__(self):
         self.messages: list[tuple[str, dict, str | None]] = []
 
-    def show(self, data, display_id=None):
+    def show(self, data, display_id=None, metadata=None):
         self.messages.append(("show", data, display_id))
 
     def update(self, data, display_id):

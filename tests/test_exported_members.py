@@ -20,3 +20,19 @@ def test_import_does_not_load_heavy_modules():
             "print(sorted(m for m in ('ipywidgets', 'nbformat', 'pandas', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_logs_is_exported_lazily():
+    code = ("import sys, aihubmix_magic; assert 'aihubmix_magic.store.log' not in sys.modules and 'sqlite3' not in "
+            "sys.modules; f = aihubmix_magic.logs; print(f.__module__, 'aihubmix_magic.store.log' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["aihubmix_magic.session.log", "True"]
+
+
+def test_load_ext_does_not_load_the_log():
+    code = ("import sys\nfrom IPython.testing.globalipapp import start_ipython\nip = start_ipython()\n"
+            "ip.run_line_magic('load_ext', 'aihubmix_magic')\n"
+            "print(sorted(m for m in ('aihubmix_magic.store.log', 'aihubmix_magic.session.log') if m in sys.modules))")
+    # (IPython loads sqlite3 itself)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

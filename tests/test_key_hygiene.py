@@ -193,6 +193,7 @@ def test_the_key_is_in_no_file_written(executed):
     files = [path for path in home.rglob("*") if path.is_file()]
     assert any(path.name == "saved.ipynb" for path in files)
     assert [path for path in files if path.parent.name == "catalog" and path.suffix == ".json"]  # it was searched
+    assert [path for path in files if path.name == "log.sqlite"]  # the log of every exchange was searched too
     for path in files:
         data = path.read_bytes()
         assert CANARY.encode() not in data and SECRET_PART.encode() not in data, path

@@ -38,6 +38,7 @@ def batch(
     rpm: float | None = None,
     tpm: float | None = None,
     resume: bool = True,
+    log_items: bool = False,
     mcp: Iterable[str] | str | None = None,
     **params: Any,
 ) -> Any:  # a BatchResults for a list; a pandas Series for a Series or DataFrame
@@ -70,6 +71,9 @@ def batch(
 
     `progress`: True (a widget bar in a notebook, a text line in a terminal), False, "notebook" or
     "terminal". `cache`: None follows `settings.cache`, True/False forces it for this batch.
+
+    The log (`%aihubmix log`, `logs()`) gets one row per run: the template, the model, the counts, tokens and
+    cost; `log_items=True` also writes each item's prompt and answer.
 
     `estimate=True` sends nothing and returns a `CostEstimate`: input tokens estimated from the text, output
     tokens from `max_tokens` (or an assumed 500 per item), at the model catalog's prices. With a session
@@ -120,7 +124,17 @@ def batch(
 
         show_notes(request_warnings_for(requests[0], budget_set=settings.budget is not None))  # every item has the model and options of the first
     run.tool_loop = tool_loop
+    if log_items:
+        from ..session.log import record
+
+        run.log_items = lambda finished: record(finished, "batch_item")
     results = run.execute(progress_view(progress, len(requests)) if requests else None)
+    if requests:
+        from ..session.log import record_batch
+
+        record_batch(results, template=template if template is not None else
+                     texts[0] + (f"\n\n(and {len(texts) - 1:,} more prompts)" if len(texts) > 1 else ""),
+                     model=requests[0].model, endpoint=endpoint)
     if index is None:
         return results
     import pandas as pd

@@ -192,6 +192,10 @@ def run_comparison(requests: list[Request], *, client: Client, notebook: bool, s
                 if column.first_token is None and column.response is not None and str(column.response):
                     column.first_token = clock()  # not streamed: the whole answer at once
                 column.finished = clock()
+            if column.response is not None and column.response.done:  # the log has each column as it finishes
+                from ..session.log import record
+
+                record([column.response], "compare")
 
     printed: set[int] = set()
 
@@ -282,11 +286,26 @@ class GridPainter:
         markdown = grid_markdown(self.columns, final=final, status_line=status_line)
         self._size = len(markdown)
         data = {"text/markdown": markdown, "text/plain": grid_text(self.columns, status_line)}
+        extra = {"metadata": grid_provenance(self.columns)} if final else {}  # what made each column
         if self._id is None:
             self._id = uuid.uuid4().hex
-            self.publisher.show(data, self._id)
+            self.publisher.show(data, self._id, **extra)
         else:
-            self.publisher.update(data, self._id)
+            self.publisher.update(data, self._id, **extra)
+
+
+def grid_provenance(columns: list[Column]) -> dict[str, Any]:
+    """The final grid's metadata: `{"aihubmix": {"compare": [per column: model, endpoint, id, created, usage,
+    cost, finish_reason]}}` (a column that got no answer: its model and error)."""
+    from .display import provenance
+
+    entries = []
+    for column in columns:
+        if column.response is not None:
+            entries.append(provenance(column.response)["aihubmix"])
+        else:
+            entries.append({"model": column.model, "error": str(column.error) if column.error else None})
+    return {"aihubmix": {"compare": entries}}
 
 
 def grid_markdown(columns: list[Column], *, final: bool, status_line: str | None = None) -> str:

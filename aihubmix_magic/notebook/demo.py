@@ -20,8 +20,9 @@ def start(session: Session) -> str:
         session.demo_server = Simulator(delay=DEMO_DELAY).start()
     if not settings.demo:
         session.demo_saved = (settings.base_url, settings.api_key)
+        session.demo_saved_source = settings.key_source
     settings.base_url = session.demo_server.base_url
-    settings.set_key(DEMO_KEY)
+    settings.set_key(DEMO_KEY, source="demo mode (the built-in simulator)")
     settings.demo = True
     return (f"Demo mode: answers come from the built-in simulator at {session.demo_server.base_url}; they are "
             "simulated, not real model output. `%aihubmix demo off` goes back.")
@@ -33,18 +34,19 @@ def stop(session: Session) -> str:
         return "Demo mode is not on."
     if session.demo_saved is not None:
         settings.base_url, key = session.demo_saved
-        settings.set_key(key)
+        settings.set_key(key, source=session.demo_saved_source or "set in this kernel")
         session.demo_saved = None
     settings.demo = False
     return f"Demo mode off: using {settings.base_url}."
 
 
-def set_user_key(session: Session, key: str) -> str:
+def set_user_key(session: Session, key: str, source: str = "entered in this kernel (`%aihubmix key`)") -> str:
     """Take a key the user entered. In demo mode it waits for `demo off` (answers stay simulated and the
     real key is not sent to the simulator); otherwise it is used at once."""
     settings = session.settings
     if settings.demo and session.demo_saved is not None:
         session.demo_saved = (session.demo_saved[0], key.strip())
+        session.demo_saved_source = source
         return "Key kept for when demo mode is off; answers stay simulated until `%aihubmix demo off`."
-    settings.set_key(key)
+    settings.set_key(key, source=source)
     return f"Key set ({settings.masked_key()}); it stays in this kernel's memory only."

@@ -35,24 +35,27 @@ from ..services.cost import footer_cost, markdown_dollars
 from .live import Live, LiveView
 
 __all__ = ["IPythonPublisher", "NotebookView", "TerminalView", "citations_block", "consume", "footer_block",
-           "footer_text", "reasoning_block"]
+           "footer_text", "provenance", "reasoning_block"]
 
 
 class IPythonPublisher:
     """Sends display messages through IPython's display machinery (the kernel's display publisher)."""
 
-    def show(self, data: dict[str, Any], display_id: str | None = None) -> None:
+    def show(self, data: dict[str, Any], display_id: str | None = None,
+             metadata: dict[str, Any] | None = None) -> None:
         from IPython.display import display
 
+        extra: dict[str, Any] = {"metadata": metadata} if metadata else {}
         if display_id is None:
-            display(data, raw=True)
+            display(data, raw=True, **extra)
         else:
-            display(data, raw=True, display_id=display_id)
+            display(data, raw=True, display_id=display_id, **extra)
 
-    def update(self, data: dict[str, Any], display_id: str) -> None:
+    def update(self, data: dict[str, Any], display_id: str, metadata: dict[str, Any] | None = None) -> None:
         from IPython.display import update_display
 
-        update_display(data, raw=True, display_id=display_id)
+        extra: dict[str, Any] = {"metadata": metadata} if metadata else {}
+        update_display(data, raw=True, display_id=display_id, **extra)
 
     def clear(self) -> None:
         from IPython.display import clear_output
@@ -271,11 +274,36 @@ class NotebookView:
         if outputs is None:
             text = str(response)
             outputs = [_markdown(text)] if text else []
+        metadata = provenance(response)  # saved with the output in the .ipynb: what made it
         for data in outputs:
-            self.publisher.show(data, None)
+            self.publisher.show(data, None, metadata=metadata)
         if response.citations:
             self.publisher.show(citations_block(response), None)
         self.publisher.show(footer_block(footer_text(response, status_line)), None)
+
+
+def provenance(response: Response) -> dict[str, Any]:
+    """The answer output's metadata, `{"aihubmix": {model, endpoint, id, created, usage, cost,
+    finish_reason}}`: a saved notebook records what made each output (never the key: none of it is in a
+    Response). `created` is the server's Unix time (chat `created`, responses `created_at`), else now;
+    `cost` the estimate in USD from the model catalog's prices (None when unknown, 0 from the cache)."""
+    from ..services.cost import response_cost
+
+    raw = response.raw if isinstance(response.raw, dict) else {}
+    created = raw.get("created", raw.get("created_at"))
+    usage = response.usage
+    return {"aihubmix": {
+        "model": response.model,
+        "endpoint": response.endpoint,
+        "id": response.id,
+        "created": created if isinstance(created, (int, float)) and not isinstance(created, bool) else int(time.time()),
+        "usage": None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                                             "total_tokens": usage.total_tokens,
+                                             "reasoning_tokens": usage.reasoning_tokens,
+                                             "cached_tokens": usage.cached_tokens},
+        "cost": response_cost(response),
+        "finish_reason": response.finish_reason,
+    }}
 
 
 def citations_block(response: Response) -> dict[str, Any]:

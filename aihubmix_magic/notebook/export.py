@@ -25,7 +25,7 @@ from ..core.exceptions import InvalidRequestError
 from ..core.request import DEFAULT_THREAD, FORMAT_INSTRUCTIONS, Request
 from ..core.response import Response
 from ..core.types import content_text
-from .display import citations_block, footer_block, footer_text, reasoning_block
+from .display import citations_block, footer_block, footer_text, provenance, reasoning_block
 
 __all__ = ["build_notebook", "export_notebook", "magic_line", "request_of"]
 
@@ -121,8 +121,9 @@ def _outputs(response: Response) -> list[Any]:
     if response.reasoning:
         outputs.append(_markdown_output(reasoning_block(response.reasoning, open_=False)))
     text = str(response)
-    if text:
-        outputs.append(v4.new_output("display_data", data={"text/markdown": text, "text/plain": text}))
+    if text:  # with the provenance metadata the live cell gave it
+        outputs.append(v4.new_output("display_data", data={"text/markdown": text, "text/plain": text},
+                                     metadata=provenance(response)))
     if response.error is not None and not text:
         message = f"{type(response.error).__name__}: {response.error}"
         outputs.append(v4.new_output("display_data", data={"text/markdown": f"**{message}**", "text/plain": message}))

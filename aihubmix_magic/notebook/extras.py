@@ -33,8 +33,8 @@ class HeaderPublisher:
         self.header = header
         self.inner.show(header, None)
 
-    def show(self, data: dict, display_id: str | None = None) -> None:
-        self.inner.show(data, display_id)
+    def show(self, data: dict, display_id: str | None = None, metadata: dict | None = None) -> None:
+        self.inner.show(data, display_id, metadata=metadata)
 
     def update(self, data: dict, display_id: str) -> None:
         self.inner.update(data, display_id)

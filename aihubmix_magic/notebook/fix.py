@@ -134,7 +134,8 @@ def run_fix(magics, rest: list[str]):
     prompt = extras.context_for(names, fix_prompt(failure), failure=failure)
     request = magics._request(args, prompt)  # the options checked as a cell's are
     request = request.replace(system=system_prompt(mode, request.system))
-    magics._prompt(request, out=args.out, cache=args.cache, present=_presenter(magics.shell, mode))
+    magics._prompt(request, out=args.out, cache=args.cache, present=_presenter(magics.shell, mode),
+                   kind="fix")
     return None
 
 

@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # the cell's machinery is imported when a cell first runs: %l
 __all__ = ["AihubmixMagics", "show_error"]
 
 SUBCOMMANDS = {
-    "key": "ask for the API key (hidden input); it stays in this kernel's memory only",
+    "key [--save|--forget]": "ask for the API key (hidden input); it stays in this kernel's memory only; --save "
+                             "also stores it in the system keyring (pip install 'aihubmix-magic[keyring]'), where "
+                             "new kernels find it; --forget deletes it from there",
     "config": "show the settings (the key masked)",
     "models [FILTER]": "list the models this key may use (/v1/models), optionally filtered, with context, max "
                        "output, prices per 1M tokens and features from AiHubMix's catalog; --features thinking,tools, "
@@ -48,11 +50,15 @@ SUBCOMMANDS = {
     "prompts": "list the saved prompts (./.aihubmix/prompts next to the notebook, then your personal ones)",
     "alias [NAME MODEL]": "make NAME stand for MODEL in -m, --compare and `use` (`alias NAME --remove`; "
                           "no arguments: list them)",
-    "cost": "this session's spend by model: calls, tokens, USD (estimates from the catalog's prices)",
-    "budget [USD|off]": "refuse calls once this session's spend reaches USD; no argument: the budget and the spend",
+    "cost [--today|--month]": "this session's spend by model: calls, tokens, USD (estimates from the catalog's "
+                              "prices); --today / --month: every kernel's, from the log",
+    "budget [USD|off]": "refuse calls once this session's spend reaches USD (USD/day, USD/month: today's or this "
+                        "month's spend over every kernel, from the log); no argument: the budgets and the spend",
     "balance": "the account's remaining credit and usage (AiHubMix's billing endpoints)",
     "mcp": "the MCP servers of mcp.json (./.aihubmix, then your personal folder): where each was found, whether "
            "it starts, its tools; use them with %%aihubmix --mcp NAME",
+    "log [TEXT] [-n N] [--model M] [--thread NAME]": "the newest logged exchanges (every kernel's) matching TEXT; "
+                                                     "`log path`, `log on|off`, `log clear [--before DATE]`",
     "help": "this help",
 }
 
@@ -312,9 +318,10 @@ class AihubmixMagics(Magics, SettingTraits):
         return self._extras.view(view)  # with the "Context sent" block of --context above the answer
 
     def _prompt(self, request: Request, *, out: str | None = None, cache: bool = False,
-                present: Callable[[Response], list[dict[str, Any]] | None] | None = None) -> Response:
+                present: Callable[[Response], list[dict[str, Any]] | None] | None = None,
+                kind: str = "cell") -> Response:
         """Send the request, stream the answer into the cell; return the Response.
-        `present(response)`: display data in place of the Markdown answer."""
+        `present(response)`: display data in place of the Markdown answer. `kind`: what the log calls it."""
         from ..services import catalog as _catalog
         from ..services import cost as _cost
         from .display import consume
@@ -335,6 +342,9 @@ class AihubmixMagics(Magics, SettingTraits):
             view.clear_note()  # a "retrying in N s" note must not outlive the call
             if exc.response is not None:
                 self._keep(exc.response, out)
+                from ..session import log as _log
+
+                _log.record([exc.response], kind)  # a failed exchange is logged too, with its error
             raise
         except KeyboardInterrupt:  # while connecting, waiting for the first byte, or between retries
             view.clear_note()
@@ -347,25 +357,28 @@ class AihubmixMagics(Magics, SettingTraits):
                 consume(response, view)
         except KeyboardInterrupt:
             view.finish(response, status)
-            self._finished(response)
+            self._finished(response, kind)
             raise StreamInterruptedError(
                 f"Interrupted: the stream was stopped; the {len(str(response)):,} characters received are kept "
                 "in last_response()."
             ) from None
         except AihubmixError:
             view.finish(response, status)
-            self._finished(response)
+            self._finished(response, kind)
             raise
         view.finish(response, status, present(response) if present is not None else None)
-        self._finished(response)
+        self._finished(response, kind)
         return response
 
-    def _finished(self, response: Response) -> None:
-        """Tell the control panel's status line (through `settings.last_call`) that a call ended."""
+    def _finished(self, response: Response, kind: str = "cell") -> None:
+        """Tell the control panel's status line (through `settings.last_call`) that a call ended, and write
+        the exchange to the log (`kind`: cell or fix)."""
         from ..services import cost as _cost
+        from ..session import log as _log
         from .display import footer_text
 
         _cost.record(response)  # this session's spend (before the status line shows it)
+        _log.record([response], kind)
         settings.last_call = footer_text(response)
         self._warn(getattr(self, "_notes", []), again=True)
         self._notes = []
@@ -493,21 +506,58 @@ class AihubmixMagics(Magics, SettingTraits):
         display({"text/markdown": text, "text/plain": text}, raw=True)
 
     def _cmd_key(self, rest):
-        if rest:
-            raise UsageError("`%aihubmix key` takes no argument (a key typed in a cell would be saved in the "
-                             "notebook); it asks for the key with hidden input.")
+        if rest == ["--forget"]:
+            return self._forget_key()
+        if rest not in ([], ["--save"]):
+            raise UsageError("Usage: %aihubmix key [--save|--forget]  (it asks for the key with hidden input: a key "
+                             "typed in a cell would be saved in the notebook; --save also keeps it in the system "
+                             "keyring for the next kernels, --forget deletes it from there)")
+        save = rest == ["--save"]
+        from ..session import keys as _keys
+
+        if save:
+            try:
+                _keys.keyring_backend()  # the hint before asking, when keyring is missing
+            except _keys.KeyringUnavailableError as exc:
+                raise UsageError(str(exc)) from None
         import getpass
 
-        key = getpass.getpass("AiHubMix API key: ")
-        if not key.strip():
+        prompt = "AiHubMix API key" + (" (empty: save the key in use)" if save and settings.has_key and not settings.demo else "") + ": "
+        key = getpass.getpass(prompt).strip()
+        if not key and save and settings.has_key and not settings.demo:
+            key = settings.api_key or ""
+        if not key:
             raise UsageError("No key entered; nothing changed.")
         from . import demo as _demo
 
-        print(_demo.set_user_key(self.session, key))
+        if not save:
+            print(_demo.set_user_key(self.session, key))
+            return
+        try:
+            backend = _keys.save_key(key)
+        except _keys.KeyringUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+        from ..core.protocol import mask_key
+
+        source = f"the system keyring ({backend})"
+        note = _demo.set_user_key(self.session, key, source=source) if key != settings.api_key else ""
+        print(f"Key {mask_key(key)} saved in {source}: a new kernel finds it there when AIHUBMIX_API_KEY is not "
+              f"set. {note}".rstrip())
+
+    def _forget_key(self):
+        from ..session import keys as _keys
+
+        try:
+            found = _keys.forget_key()
+        except _keys.KeyringUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+        print("Key deleted from the system keyring (this kernel keeps using it until it ends)." if found else
+              "No key was stored in the system keyring.")
 
     def _cmd_config(self, rest):
+        settings.find_stored_key()
         rows = [(name, repr(value)) for name, value in settings.values().items()]
-        rows.append(("key", settings.masked_key()))
+        rows.append(("key", settings.masked_key() + (f" (from {settings.key_source})" if settings.key_source else "")))
         if settings.demo:
             rows.append(("demo", "on (answers are simulated)"))
         width = max(len(name) for name, _ in rows)
@@ -533,8 +583,14 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_cost(self, rest):
         from ..services import cost as _cost
 
+        if rest in (["--today"], ["--month"]):  # from the log: every kernel's
+            from IPython.display import display
+
+            display(_cost.period_table("day" if rest == ["--today"] else "month"), raw=True)
+            return
         if rest:
-            raise UsageError("Usage: %aihubmix cost  (this session's spend by model)")
+            raise UsageError("Usage: %aihubmix cost [--today|--month]  (this session's spend by model; --today, "
+                             "--month: from the log, every kernel's)")
         from IPython.display import display
 
         display(_cost.spend_table(), raw=True)
@@ -542,13 +598,35 @@ class AihubmixMagics(Magics, SettingTraits):
     def _cmd_budget(self, rest):
         from ..services import cost as _cost
 
-        usage = "Usage: %aihubmix budget USD|off  (e.g. %aihubmix budget 2.50; no argument shows it)"
+        usage = ("Usage: %aihubmix budget USD|USD/day|USD/month|off  (e.g. %aihubmix budget 2.50 for this session, "
+                 "5/day, 20/month; off, off/day, off/month; no argument shows them)")
         if not rest:
-            print(_cost.budget_summary())
+            print("\n".join(line for line in (_cost.budget_summary(), _cost.period_summary()) if line))
             return
         if len(rest) != 1:
             raise UsageError(usage)
         word = rest[0].strip().lower()
+        if "/" in word:  # a budget per calendar day or month, over every kernel (from the log)
+            amount, _, period = word.partition("/")
+            if period not in ("day", "month"):
+                raise UsageError(f"{usage}; {rest[0]!r}: the period is day or month.")
+            name = f"budget_{period}"
+            if amount in ("off", "none"):
+                setattr(settings, name, None)
+                print(f"Budget per {period} off. " + (_cost.period_summary() or _cost.budget_summary()))
+                return
+            try:
+                value = float(amount.removeprefix("$").replace(",", ""))
+            except ValueError:
+                raise UsageError(f"{usage}; {amount!r} is not an amount.") from None
+            try:
+                setattr(settings, name, value)
+            except TraitError as exc:
+                raise UsageError(f"{exc}. {usage}") from None
+            note = "" if settings.log else " The log is off (`%aihubmix log on`): calls from now on are not counted."
+            print(f"{_cost.period_summary()} Counted from the log, over every kernel; costs are estimates from the "
+                  f"model catalog's prices.{note}")
+            return
         if word in ("off", "none"):
             settings.budget = None
             print(f"Budget off: calls are no longer limited. {_cost.budget_summary()}")
@@ -624,6 +702,11 @@ class AihubmixMagics(Magics, SettingTraits):
                   f"{journal['batches']} unfinished batch{'' if journal['batches'] == 1 else 'es'}, "
                   f"{_size(journal['size'])}, {journal['path']}")
 
+    def _cmd_log(self, rest):
+        from .log import cmd_log
+
+        return cmd_log(rest)
+
     def _cmd_fix(self, rest):
         from .fix import run_fix
 
@@ -664,7 +747,7 @@ class AihubmixMagics(Magics, SettingTraits):
 
         if rest == ["off"]:
             print(_demo.stop(self.session))
-        elif rest == ["auto"] and settings.has_key and not settings.demo:
+        elif rest == ["auto"] and (settings.find_stored_key() or settings.has_key) and not settings.demo:
             print(f"Using {settings.base_url} with the key {settings.masked_key()} (no demo: a key is set).")
         elif not rest or rest == ["auto"]:
             print(_demo.start(self.session))

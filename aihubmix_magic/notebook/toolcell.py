@@ -36,8 +36,9 @@ class StepsPublisher:
         self.inner = inner
         self.blocks: list[dict[str, Any]] = []
 
-    def show(self, data: dict[str, Any], display_id: str | None = None) -> None:
-        self.inner.show(data, display_id)
+    def show(self, data: dict[str, Any], display_id: str | None = None,
+             metadata: dict[str, Any] | None = None) -> None:
+        self.inner.show(data, display_id, metadata=metadata)
 
     def update(self, data: dict[str, Any], display_id: str) -> None:
         self.inner.update(data, display_id)
@@ -136,6 +137,10 @@ def run_tool_cell(magics: Any, request: Request, *, approve: Any, max_steps: int
             raise
         if response.status == "failed" and response.error is not None:
             raise response.error
+        if response.tool_calls:  # a step that asks for tools (the final answer is logged as the cell)
+            from ..session import log as _log
+
+            _log.record([response], "tool_step")
         return response
 
     def before_calls(step: Step) -> None:

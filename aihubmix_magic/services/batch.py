@@ -33,7 +33,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -199,10 +199,14 @@ class _Run:
         self._closed = False
         self.gate = _cost.BudgetGate(requests[0].endpoint if requests else "chat")  # may an item still be sent?
         self.tool_loop: dict[str, Any] | None = None  # approve and max_steps, when the items run tools
+        # called with the items as they finish, to write them to the log (`batch(..., log_items=True)`)
+        self.log_items: Callable[[list[Response]], Any] | None = None
 
     def execute(self, view: Any) -> BatchResults:
         cached = self._from_cache()
         resumed = self._from_journal()
+        if self.log_items is not None and (cached or resumed):  # answered before anything is sent: logged now
+            self.log_items([result for result in self.results if result is not None])
         todo = [number for number, result in enumerate(self.results) if result is None]
         partial = False
         live = Live()
@@ -360,6 +364,8 @@ class _Run:
         if self.cache is not None:
             self.cache.put_many([response for _, response in finished if response.status == "completed"],
                                 self.client.base_url)
+        if self.log_items is not None:
+            self.log_items([response for _, response in finished])
 
     # -- the helper thread -----------------------------------------------------------------------------
     def _thread_main(self, todo: list[int]) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ __all__ = [
     "PRICE_UNIT_TOKENS",
     "budget_summary",
     "check_budget",
+    "check_period_budgets",
     "cost_of",
     "estimate_batch",
     "footer_cost",
@@ -68,6 +70,10 @@ __all__ = [
     "format_usd",
     "ledger",
     "markdown_dollars",
+    "period_spent",
+    "period_start",
+    "period_summary",
+    "period_table",
     "record",
     "response_cost",
     "spend_table",
@@ -297,10 +303,20 @@ def _no_budget() -> float | None:
 _budget: Callable[[], float | None] = _no_budget
 
 
-def configure(*, budget: Callable[[], float | None]) -> None:
-    """Where the budget comes from: a function of the session's settings."""
-    global _budget
-    _budget = budget
+def _no_period_budgets() -> dict[str, float | None]:
+    return {"day": None, "month": None}
+
+
+# the budgets per calendar day and month (USD or None), over every kernel that logs
+_period_budgets: Callable[[], dict[str, float | None]] = _no_period_budgets
+
+
+def configure(*, budget: Callable[[], float | None],
+              period_budgets: Callable[[], dict[str, float | None]] = _no_period_budgets) -> None:
+    """Where the budgets come from: functions of the session's settings (the session's budget; the
+    budgets per "day" and "month")."""
+    global _budget, _period_budgets
+    _budget, _period_budgets = budget, period_budgets
 
 
 # -- the budget -----------------------------------------------------------------------------------------------
@@ -314,6 +330,7 @@ def check_budget(wait: float = PROMPT_WAIT) -> None:
         catalog().ensure(wait if budget is not None else 0.0)
     except Exception:  # an unusable base URL: the request itself will say so
         pass
+    check_period_budgets()
     if budget is None:
         return
     spent = ledger.spent(wait)
@@ -323,6 +340,103 @@ def check_budget(wait: float = PROMPT_WAIT) -> None:
             f"so nothing was sent. Raise it with `%aihubmix budget {_suggest(budget, spent)}` "
             "(or `settings.budget = …`; `%aihubmix budget off` removes it).",
             budget=budget, spent=spent)
+
+
+PERIODS = {"day": "today", "month": "this month"}
+
+
+def period_start(period: str, now: float | None = None) -> float:
+    """The Unix time the current local calendar day or month began."""
+    from datetime import datetime
+
+    moment = datetime.fromtimestamp(time.time() if now is None else now)
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        start = start.replace(day=1)
+    return start.timestamp()
+
+
+def period_spent(period: str) -> float:
+    """USD spent (estimated) in the current local day or month, over every kernel, from the log."""
+    from ..store.log import log_for
+
+    return log_for().spent(period_start(period))
+
+
+def check_period_budgets() -> None:
+    """BudgetExceededError if the spend of today or this month (from the log) has reached
+    `settings.budget_day` / `settings.budget_month`. A log that cannot be read warns once and does not
+    refuse (it is read again at the next call)."""
+    for period, budget in _period_budgets().items():
+        if budget is None:
+            continue
+        import sqlite3
+
+        from ..store.log import log_for
+
+        try:
+            spent = period_spent(period)
+        except (sqlite3.Error, OSError) as exc:
+            log_for().failed(exc)
+            continue
+        if spent >= budget:
+            raise BudgetExceededError(
+                f"The budget of {format_budget(budget)}/{period} is used up ({PERIODS[period]}: spent "
+                f"{format_cost(spent)}, an estimate, over every kernel that logged), so nothing was sent. Raise it "
+                f"with `%aihubmix budget {_suggest(budget, spent)}/{period}` (`%aihubmix budget off/{period}` "
+                "removes it).", budget=budget, spent=spent)
+
+
+def period_summary() -> str:
+    """`%aihubmix budget`'s lines for the day and month budgets (empty when none is set)."""
+    lines = []
+    for period, budget in _period_budgets().items():
+        if budget is None:
+            continue
+        try:
+            spent = period_spent(period)
+        except Exception as exc:  # a broken log: say so, do not fail the command
+            lines.append(f"Budget {format_budget(budget)}/{period} · the log cannot be read ({type(exc).__name__}).")
+            continue
+        left = budget - spent
+        state = f"≈ {format_usd(left)} left" if left > 0 else "used up: the next call will be refused"
+        lines.append(f"Budget {format_budget(budget)}/{period} · spent {format_cost(spent) if spent else '$0'} "
+                     f"{PERIODS[period]} · {state}.")
+    return "\n".join(lines)
+
+
+def period_table(period: str) -> dict:
+    """Display data for `%aihubmix cost --today` / `--month`: the spend by model from the log."""
+    from ..store.log import log_for
+
+    log = log_for()
+    rows = log.spend_by_model(period_start(period))
+    when = PERIODS[period]
+    if not rows:
+        text = f"No logged calls {when}: nothing spent (the log: {log.path})."
+        return {"text/markdown": markdown_dollars(text), "text/plain": text}
+    table = [f"| model ({when}) | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
+    plain = [f"{'model (' + when + ')':<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
+    total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0, "unpriced": 0}
+    for row in rows:
+        for name in total:
+            total[name] += row[name]
+        usd = _usd_cell(row)
+        table.append(f"| `{row['model']}` | {row['calls']:,} | {row['input_tokens']:,} | {row['output_tokens']:,} "
+                     f"| {usd} |")
+        plain.append(f"{row['model']:<32} {row['calls']:>6,} {row['input_tokens']:>10,} {row['output_tokens']:>10,}"
+                     f"  {usd}")
+    usd = _usd_cell(total)
+    table.append(f"| **total** | {total['calls']:,} | {total['input_tokens']:,} | {total['output_tokens']:,} "
+                 f"| **{usd}** |")
+    plain.append(f"{'total':<32} {total['calls']:>6,} {total['input_tokens']:>10,} {total['output_tokens']:>10,}  {usd}")
+    note = (f"From the log ({log.path}), every kernel that logged: cells, compare columns, fix and batch runs. "
+            "Estimates from the model catalog's prices.")
+    summary = period_summary()
+    if summary:
+        note += " " + summary.replace("\n", " ")
+    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{note}</sub>"),
+            "text/plain": "\n".join(plain + [note])}
 
 
 def _suggest(budget: float, spent: float) -> str:

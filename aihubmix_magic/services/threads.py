@@ -13,10 +13,15 @@ What is sent (the `Request` a thread prepares, see `Thread.prepare`):
 Only answers that arrived (status completed or incomplete) join a thread. A failed or interrupted
 exchange is left out, so that the next `-c` asks again from the same point. The threads of a kernel live
 in its session (`_session.Session.threads`).
+
+Threads survive a restart: every exchange is logged (`_log.py`), and a thread this kernel does not know yet
+is read from the log's turns of that name when a cell (or `history`, `export --thread`) first names it;
+`reset NAME` also ends it in the log, so that no later kernel continues it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,13 +89,35 @@ def _assistant(turn: Turn, endpoint: str) -> dict[str, Any]:
 
 
 class Threads(dict[str, Thread]):
-    """A session's conversation threads by name."""
+    """A session's conversation threads by name. `history(name)`: the turns an earlier kernel logged, as
+    (content, Response), for a thread this kernel does not know yet; `end(name)`: make the log forget it
+    (the session passes the log's functions; without them, threads live as long as the kernel)."""
+
+    def __init__(self, history: Callable[[str], list[tuple[Any, Any]]] | None = None,
+                 end: Callable[[str], int] | None = None) -> None:
+        super().__init__()
+        self._history = history
+        self._end = end
 
     def get_or_create(self, name: str | None = None) -> Thread:
         name = name or DEFAULT_THREAD
         if name not in self:
-            self[name] = Thread(name)
+            self[name] = self._from_log(name) or Thread(name)
         return self[name]
+
+    def _from_log(self, name: str) -> Thread | None:
+        """Thread NAME as the log has it (an earlier kernel's), registered here; None if the log has no turns."""
+        if self._history is None:
+            return None
+        turns = [Turn(content, response) for content, response in self._history(name)]
+        if not turns:
+            return None
+        self[name] = Thread(name, turns)
+        return self[name]
+
+    def _known(self, name: str) -> Thread | None:
+        thread = super().get(name)
+        return thread if thread is not None else self._from_log(name)
 
     def keep(self, thread: Thread) -> None:
         """Register `thread` under its name: a cell without -c/--thread becomes the previous exchange."""
@@ -99,14 +126,15 @@ class Threads(dict[str, Thread]):
     def reset(self, name: str | None = None) -> str:
         name = name or DEFAULT_THREAD
         thread = self.pop(name, None)
-        if thread is None:
+        logged = self._end(name) if self._end is not None else 0  # no later kernel continues it either
+        if thread is None and not logged:
             return f"No thread named {name!r}; nothing to forget."
-        count = len(thread.turns)
+        count = len(thread.turns) if thread is not None else logged
         return f"Thread {name!r} forgotten ({count} exchange{'s' * (count != 1)})."
 
     def responses(self, name: str | None = None) -> list[Any] | None:
         """The answers of thread NAME (default: the default thread), oldest first; None if there is none."""
-        thread = super().get(name or DEFAULT_THREAD)
+        thread = self._known(name or DEFAULT_THREAD)
         return None if thread is None else [turn.response for turn in thread.turns]
 
     def holding(self, response: Any) -> str | None:
@@ -121,7 +149,7 @@ class Threads(dict[str, Thread]):
 
     def history_markdown(self, name: str | None = None) -> str:
         name = name or DEFAULT_THREAD
-        thread = super().get(name)
+        thread = self._known(name)
         if thread is None or not thread.turns:
             known = ", ".join(repr(n) for n in self.names() if self[n].turns) or "none yet"
             raise UsageError(f"Thread {name!r} is empty (threads with exchanges: {known}).")

@@ -67,6 +67,13 @@ class SettingTraits(HasTraits):
     approval_timeout = Float(None, allow_none=True, help="Seconds the Run / Skip buttons of a tool call wait for "
                              "a click; then the call is skipped. None (the default): wait until answered or "
                              "interrupted.").tag(config=True)
+    log = Bool(True, help="Write every exchange to the log in the data directory (`%aihubmix log`, `logs()`; "
+               "$AIHUBMIX_DATA_DIR or ~/.local/share/aihubmix-magic/log.sqlite); False: `%aihubmix log off`."
+               ).tag(config=True)
+    budget_day = Float(None, allow_none=True, help="Spending limit in USD per calendar day, over every kernel, "
+                       "from the log (`%aihubmix budget 5/day`); None: no limit.").tag(config=True)
+    budget_month = Float(None, allow_none=True, help="Spending limit in USD per calendar month, over every "
+                         "kernel, from the log (`%aihubmix budget 20/month`); None: no limit.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -123,12 +130,12 @@ class SettingTraits(HasTraits):
             raise InvalidSettingError("context_max_tokens must be 100 or more")
         return proposal["value"]
 
-    @validate("budget")
+    @validate("budget", "budget_day", "budget_month")
     def _check_budget(self, proposal):
         value = proposal["value"]
         if value is not None and not (0 < value < float("inf")):
-            raise InvalidSettingError(f"budget must be a positive number of US dollars (or None for no budget), "
-                                      f"not {value:g}")
+            raise InvalidSettingError(f"{proposal['trait'].name} must be a positive number of US dollars (or None for "
+                                      f"no budget), not {value:g}")
         return value
 
     @validate("approval_timeout")
@@ -184,7 +191,9 @@ class Settings(SettingTraits):
         super().__init__(**kwargs)
         self.observe(self._base_url_set, names="base_url")
         self._api_key: str | None = None
-        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
+        self.key_source: str | None = None  # where the key came from, for `%aihubmix config`
+        self._searched = False  # Colab's Secrets and the keyring are looked in once per kernel
+        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None, source="the environment (AIHUBMIX_API_KEY)")
 
     _env_url_error: str | None = None
 
@@ -192,7 +201,9 @@ class Settings(SettingTraits):
         self._env_url_error = None  # the user chose a base URL: the broken environment value is gone
 
     def usable(self) -> None:
-        """Raise ConfigurationError if a request must not be sent with these settings."""
+        """Raise ConfigurationError if a request must not be sent with these settings. Without a key, look
+        for one in Colab's Secrets and the system keyring first (once per kernel; see `_keys.py`)."""
+        self.find_stored_key()
         if self._env_url_error:
             raise ConfigurationError(
                 f"{self._env_url_error} Fix it and restart, or set one with "
@@ -203,9 +214,21 @@ class Settings(SettingTraits):
     def api_key(self) -> str | None:
         return self._api_key
 
-    def set_key(self, key: str | None) -> None:
+    def set_key(self, key: str | None, *, source: str = "set in this kernel") -> None:
         self._api_key = (key or "").strip() or None
+        self.key_source = source if self._api_key is not None else None
         self.set_trait("has_key", self._api_key is not None)
+
+    def find_stored_key(self) -> None:
+        """No key yet: take the one Colab's Secrets or the system keyring holds, if any (looked up once)."""
+        if self._api_key is not None or self._searched:
+            return
+        self._searched = True
+        from .keys import stored_key
+
+        key, source = stored_key()
+        if key:
+            self.set_key(key, source=source or "a stored key")
 
     def masked_key(self) -> str:
         return mask_key(self._api_key)
@@ -234,7 +257,8 @@ def _configure_services(current: Settings) -> None:
         url=lambda: catalog.catalog_url(current.base_url, current.catalog_url),
         cache_path=lambda: Path(current.cache_path).expanduser() if current.cache_path else default_cache_path(),
     )
-    cost.configure(budget=lambda: current.budget)
+    cost.configure(budget=lambda: current.budget,
+                   period_budgets=lambda: {"day": current.budget_day, "month": current.budget_month})
 
 
 _configure_services(settings)

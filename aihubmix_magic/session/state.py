@@ -31,6 +31,7 @@ class Session:
         self._threads: Threads | None = None
         self.demo_server: Simulator | None = None  # the simulator demo mode answers from (one per kernel)
         self.demo_saved: tuple[str, str | None] | None = None  # (base URL, key) to go back to after demo mode
+        self.demo_saved_source: str | None = None  # where that key came from
         self._client: Client | None = None
         # the MCP servers started by --mcp (`session.mcp.McpServers`, which reads this Session: typed Any so
         # that the state imports nothing of it), one session each, kept for the kernel's life
@@ -41,8 +42,9 @@ class Session:
         """The conversation threads by name (made when a cell first needs them)."""
         if self._threads is None:
             from ..services.threads import Threads
+            from .threadlog import end_thread, thread_turns
 
-            self._threads = Threads()
+            self._threads = Threads(history=thread_turns, end=end_thread)
         return self._threads
 
     def client(self, *, cache: bool = False) -> Client:
