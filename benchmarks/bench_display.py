@@ -39,11 +39,11 @@ class CountingPublisher:
         self.messages = 0
         self.bytes = 0
 
-    def show(self, data: dict, display_id: str | None = None) -> None:
+    def show(self, data: dict, display_id: str | None = None, metadata: dict | None = None) -> None:
         self.messages += 1
         self.bytes += len(data.get("text/markdown", "").encode())
 
-    def update(self, data: dict, display_id: str) -> None:
+    def update(self, data: dict, display_id: str, metadata: dict | None = None) -> None:
         self.show(data)
 
     def clear(self) -> None:

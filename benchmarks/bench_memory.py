@@ -25,10 +25,10 @@ TITLE = "6. Memory"
 
 
 class NullPublisher:
-    def show(self, data: dict, display_id: str | None = None) -> None:
+    def show(self, data: dict, display_id: str | None = None, metadata: dict | None = None) -> None:
         pass
 
-    def update(self, data: dict, display_id: str) -> None:
+    def update(self, data: dict, display_id: str, metadata: dict | None = None) -> None:
         pass
 
     def clear(self) -> None:

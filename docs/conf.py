@@ -44,6 +44,7 @@ def _copy_examples() -> None:
     for notebook in sorted((ROOT / "examples").glob("[0-9][0-9]-*.ipynb")):
         shutil.copy2(notebook, target / notebook.name)
     shutil.copytree(ROOT / "examples" / "data", target / "data")
+    shutil.copy2(ROOT / "examples" / "reviews_server.py", target / "reviews_server.py")  # 06's MCP server
 
 
 _copy_examples()

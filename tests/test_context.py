@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from aihubmix_magic import last_response, settings, simulator
+from aihubmix_magic import last_response, settings
 from aihubmix_magic.notebook.context import HEADING, describe
 from aihubmix_magic.notebook.fix import FIX_HEADING
 from tests.conftest import TEST_KEY
@@ -40,7 +40,9 @@ def reviews():
 
 
 def test_the_simulator_knows_the_headings():
-    assert simulator._CONTEXT_HEADING == HEADING and simulator._FIX_HEADING == FIX_HEADING
+    from aihubmix_magic.simulator import reading
+
+    assert reading._CONTEXT_HEADING == HEADING and reading._FIX_HEADING == FIX_HEADING
 
 
 def test_a_dataframe_is_described_not_sent_whole(ip, sim, reviews):
