@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from ._cost import CostEstimate
     from ._exceptions import (
         AihubmixError,
+        AnswerTooLargeError,
         APIConnectionError,
         APIResponseError,
         APIStatusError,
@@ -60,6 +61,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AihubmixError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BadRequestError",
     "BatchInputError",
@@ -111,7 +113,7 @@ _EXPORTS = {
     "ModelInfo": "_catalog",
     **dict.fromkeys((
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
-        "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
+        "AnswerTooLargeError", "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
         "InvalidRequestError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "_exceptions"),

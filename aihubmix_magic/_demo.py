@@ -42,9 +42,12 @@ def stop(session: Session) -> str:
 def set_user_key(session: Session, key: str) -> str:
     """Take a key the user entered. In demo mode it waits for `demo off` (answers stay simulated and the
     real key is not sent to the simulator); otherwise it is used at once."""
+    from ._protocol import validate_key
+
     settings = session.settings
+    checked = validate_key(key, source="%aihubmix key")  # refused before it is kept anywhere
     if settings.demo and session.demo_saved is not None:
-        session.demo_saved = (session.demo_saved[0], key.strip())
+        session.demo_saved = (session.demo_saved[0], checked)
         return "Key kept for when demo mode is off; answers stay simulated until `%aihubmix demo off`."
-    settings.set_key(key)
+    settings.set_key(checked)
     return f"Key set ({settings.masked_key()}); it stays in this kernel's memory only."

@@ -14,8 +14,17 @@ import os
 
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
+from ._bodies import DEFAULT_MAX_ANSWER_BYTES
 from ._exceptions import ConfigurationError
-from ._protocol import DEFAULT_BASE_URL, ENDPOINTS, REASONING_EFFORTS, mask_key, validate_base_url
+from ._protocol import (
+    DEFAULT_BASE_URL,
+    ENDPOINTS,
+    REASONING_EFFORTS,
+    mask_key,
+    validate_base_url,
+    validate_header_value,
+    validate_key,
+)
 
 __all__ = ["ENDPOINTS", "InvalidSettingError", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
 
@@ -60,6 +69,9 @@ class SettingTraits(HasTraits):
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
     budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
                    "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
+    max_answer_bytes = Int(DEFAULT_MAX_ANSWER_BYTES, help="The longest answer kept, in bytes once decoded (64 MiB): "
+                           "a longer one fails with AnswerTooLargeError, is never retried, and is dropped as it "
+                           "comes, so memory stays bounded.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -96,6 +108,20 @@ class SettingTraits(HasTraits):
         if proposal["value"] < 1:
             raise InvalidSettingError("template_max_rows must be 1 or more")
         return proposal["value"]
+
+    @validate("max_answer_bytes")
+    def _check_max_answer_bytes(self, proposal):
+        value = proposal["value"]
+        if value < 1024:
+            raise InvalidSettingError(f"max_answer_bytes must be at least 1024 bytes, not {value}")
+        return value
+
+    @validate("app_code")
+    def _check_app_code(self, proposal):
+        try:
+            return validate_header_value("app_code", proposal["value"])
+        except Exception as exc:
+            raise InvalidSettingError(str(exc)) from None
 
     @validate("max_retries")
     def _check_retries(self, proposal):
@@ -169,15 +195,22 @@ class Settings(SettingTraits):
         super().__init__(**kwargs)
         self.observe(self._base_url_set, names="base_url")
         self._api_key: str | None = None
-        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None)
+        try:
+            self._api_key = validate_key(os.environ.get("AIHUBMIX_API_KEY"), source="AIHUBMIX_API_KEY")
+        except ConfigurationError as exc:  # as for the base URL: importing must not fail, nothing is sent
+            self._env_key_error: str | None = str(exc)
+        self.set_trait("has_key", self._api_key is not None)
 
     _env_url_error: str | None = None
+    _env_key_error: str | None = None
 
     def _base_url_set(self, change) -> None:
         self._env_url_error = None  # the user chose a base URL: the broken environment value is gone
 
     def usable(self) -> None:
         """Raise ConfigurationError if a request must not be sent with these settings."""
+        if self._env_key_error:
+            raise ConfigurationError(self._env_key_error)
         if self._env_url_error:
             raise ConfigurationError(
                 f"{self._env_url_error} Fix it and restart, or set one with "
@@ -189,7 +222,10 @@ class Settings(SettingTraits):
         return self._api_key
 
     def set_key(self, key: str | None) -> None:
-        self._api_key = (key or "").strip() or None
+        """Use `key` (None or empty: none). ConfigurationError, and nothing changed, for a key with a
+        control character (CR, LF, NUL…) or a character that is not ASCII."""
+        self._api_key = validate_key(key, source="settings.set_key")
+        self._env_key_error = None  # a key was chosen: the broken environment value is gone
         self.set_trait("has_key", self._api_key is not None)
 
     def masked_key(self) -> str:

@@ -222,8 +222,12 @@ class Panel(widgets.VBox):
         self.key.value = ""  # first: the key must not stay in the widget's state
         if typed.strip():
             from . import _demo
+            from ._exceptions import ConfigurationError
 
-            _demo.set_user_key(self._session(), typed)
+            try:
+                _demo.set_user_key(self._session(), typed)
+            except ConfigurationError as exc:  # a key with a control character: refused, shown masked
+                self.models_note.value = f"<small>{html.escape(str(exc))}</small>"
 
     def _session(self) -> _session.Session:
         """The kernel's session, or one of the panel's own when it was given other settings."""

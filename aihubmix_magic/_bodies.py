@@ -1,0 +1,90 @@
+"""An answer's body, decoded piece by piece under a size cap: no I/O in it.
+
+Both drivers read bodies through `BodyDecoder`: the batch lanes (`_lane.py`) with each piece h11 gives,
+the sync `Client` with each piece of the raw stream httpx gives. It undoes the `Content-Encoding` (gzip,
+deflate, identity) and counts what comes out: an answer longer than `limit` bytes once decoded
+(`settings.max_answer_bytes`) raises `AnswerTooLargeError` as soon as the limit is passed. zlib is asked
+for at most the room left (`decompressobj().decompress(data, max_length)`), so a small compressed body
+that decodes to gigabytes (a "gzip bomb") never holds more than the cap in memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from ._exceptions import AnswerTooLargeError
+
+__all__ = ["DEFAULT_MAX_ANSWER_BYTES", "ACCEPT_ENCODING", "BodyDecoder", "ContentDecodingError", "framing_problem"]
+
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+ACCEPT_ENCODING = "gzip, deflate"  # what a driver may ask for: the codings BodyDecoder undoes
+
+
+class ContentDecodingError(ValueError):
+    """The body's Content-Encoding is one we did not ask for, or its bytes do not decode."""
+
+
+class BodyDecoder:
+    """Feed the body's bytes as they come (`feed`), then `flush`; each returns the decoded bytes so far.
+    `size`: decoded bytes given out. AnswerTooLargeError once more than `limit` would be; a
+    ContentDecodingError for a coding it cannot undo."""
+
+    __slots__ = ("_coding", "_limit", "_zlib", "size")
+
+    def __init__(self, content_encoding: str | None, limit: int) -> None:
+        coding = (content_encoding or "").strip().lower()
+        self._coding = coding
+        self._limit = limit
+        self.size = 0
+        if not coding or coding == "identity":
+            self._zlib = None
+        elif coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            self._zlib = zlib.decompressobj()  # zlib-wrapped; raw deflate is tried on the first piece
+        else:
+            raise ContentDecodingError(f"the answer is encoded with {coding!r}, which was not asked for")
+
+    def feed(self, data: bytes) -> bytes:
+        decoder = self._zlib
+        if decoder is None:
+            out = data
+        else:
+            room = self._limit - self.size + 1  # one byte more than the limit allows: enough to know
+            try:
+                out = decoder.decompress(data, room)
+            except zlib.error as exc:
+                if self._coding != "deflate" or self.size or not data:
+                    raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
+                self._zlib = decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+                try:
+                    out = decoder.decompress(data, room)
+                except zlib.error as raw_exc:
+                    raise ContentDecodingError(f"the deflate body cannot be decoded: {raw_exc}") from None
+            if decoder.unconsumed_tail:  # zlib stopped at `room` bytes with input left: past the limit
+                raise AnswerTooLargeError(self._limit)
+        self.size += len(out)
+        if self.size > self._limit:
+            raise AnswerTooLargeError(self._limit)
+        return out
+
+    def flush(self) -> bytes:
+        if self._zlib is None:
+            return b""
+        try:
+            out = self._zlib.flush()
+        except zlib.error as exc:
+            raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
+        self.size += len(out)
+        if self.size > self._limit:
+            raise AnswerTooLargeError(self._limit)
+        return out
+
+
+def framing_problem(headers: dict[str, str]) -> str | None:
+    """What is wrong with an answer's framing that the HTTP/1.1 reader lets through, or None: both
+    `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3: "ought to be handled as an error", the mark
+    of a request-smuggling or response-splitting attempt). `headers`: lower-case names."""
+    if "transfer-encoding" in headers and "content-length" in headers:
+        return "the answer has both Content-Length and Transfer-Encoding (its length is ambiguous)"
+    return None
