@@ -27,14 +27,16 @@ class ContentDecodingError(ValueError):
 class BodyDecoder:
     """Feed the body's bytes as they come (`feed`), then `flush`; each returns the decoded bytes so far.
     `size`: decoded bytes given out. AnswerTooLargeError once more than `limit` would be; a
-    ContentDecodingError for a coding it cannot undo."""
+    ContentDecodingError for a coding it cannot undo. `whole=False` (a stream of events, which is read
+    as it comes and not kept): the limit bounds what one piece decodes to, not the sum."""
 
-    __slots__ = ("_coding", "_limit", "_zlib", "size")
+    __slots__ = ("_coding", "_limit", "_whole", "_zlib", "size")
 
-    def __init__(self, content_encoding: str | None, limit: int) -> None:
+    def __init__(self, content_encoding: str | None, limit: int, *, whole: bool = True) -> None:
         coding = (content_encoding or "").strip().lower()
         self._coding = coding
         self._limit = limit
+        self._whole = whole
         self.size = 0
         if not coding or coding == "identity":
             self._zlib = None
@@ -50,7 +52,7 @@ class BodyDecoder:
         if decoder is None:
             out = data
         else:
-            room = self._limit - self.size + 1  # one byte more than the limit allows: enough to know
+            room = (self._limit - self.size if self._whole else self._limit) + 1  # one byte more: enough to know
             try:
                 out = decoder.decompress(data, room)
             except zlib.error as exc:
@@ -63,8 +65,8 @@ class BodyDecoder:
                     raise ContentDecodingError(f"the deflate body cannot be decoded: {raw_exc}") from None
             if decoder.unconsumed_tail:  # zlib stopped at `room` bytes with input left: past the limit
                 raise AnswerTooLargeError(self._limit)
-        self.size += len(out)
-        if self.size > self._limit:
+        self.size = size = self.size + len(out) if self._whole else len(out)
+        if size > self._limit:
             raise AnswerTooLargeError(self._limit)
         return out
 
@@ -75,8 +77,8 @@ class BodyDecoder:
             out = self._zlib.flush()
         except zlib.error as exc:
             raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-        self.size += len(out)
-        if self.size > self._limit:
+        self.size = size = self.size + len(out) if self._whole else len(out)
+        if size > self._limit:
             raise AnswerTooLargeError(self._limit)
         return out
 

@@ -14,7 +14,9 @@ Authorization header of requests to the configured base URL, and is masked in ev
 key or base URL with a control character in it is refused before anything is sent.
 
 Bodies are read from the raw stream and decoded here (`_bodies.BodyDecoder`), under the size cap
-`max_answer_bytes` (`settings.max_answer_bytes`), streamed or not, error answers too. Whether a request
+`max_answer_bytes` (`settings.max_answer_bytes`): a whole body (an answer, an error answer, the model
+list) once decoded; a stream, which is read as it comes and not kept, on its text and on any one event
+(and any one decoded piece), so memory stays bounded by the cap either way. Whether a request
 goes through a proxy from the environment is `_proxy.proxy_for`'s decision, the same as a batch's.
 """
 
@@ -297,6 +299,7 @@ class Client:
             response._source = self._iter_events(http_response)
             response._close = http_response.close
             response._abort = lambda: _shutdown(http_response)
+            response._max_text = self.max_answer_bytes
             return response
         content = self._read(http_response, "read")
         protocol.complete(response, self._parse_json(content, http_response))
@@ -382,15 +385,16 @@ class Client:
             response.close()
         return b"".join(pieces)
 
-    def _iter_decoded(self, response: httpx.Response) -> Iterator[bytes]:
-        """The body's decoded pieces, as they come, under the cap. A body httpx already read (a mock
-        transport) is taken as httpx decoded it, and still counted."""
+    def _iter_decoded(self, response: httpx.Response, *, whole: bool = True) -> Iterator[bytes]:
+        """The body's decoded pieces, as they come, under the cap (`whole=False`, a stream: on each piece,
+        see `BodyDecoder`). A body httpx already read (a mock transport) is taken as httpx decoded it,
+        and still counted."""
         if response.is_stream_consumed:
-            decoder = BodyDecoder(None, self.max_answer_bytes)
+            decoder = BodyDecoder(None, self.max_answer_bytes, whole=whole)
             chunks = response.iter_bytes()
         else:
             try:
-                decoder = BodyDecoder(response.headers.get("content-encoding"), self.max_answer_bytes)
+                decoder = BodyDecoder(response.headers.get("content-encoding"), self.max_answer_bytes, whole=whole)
             except ContentDecodingError as exc:
                 raise APIResponseError(f"The answer from {self.base_url} cannot be read: {exc}") from None
             chunks = response.iter_raw()
@@ -419,11 +423,14 @@ class Client:
         try:
             # the raw stream, decoded and counted here (`_iter_decoded`): without a content coding (the
             # usual case for SSE) each piece is passed on as it came, no decoder or chunker layer between
-            chunks = self._iter_decoded(response)
+            chunks = self._iter_decoded(response, whole=False)
+            limit = self.max_answer_bytes
 
             def events() -> Iterator[Any]:
                 for chunk in chunks:
                     yield from decoder.feed(chunk)
+                    if decoder.pending > limit:  # one event longer than the cap: not held any further
+                        raise AnswerTooLargeError(limit)
                 yield from decoder.flush()  # a last event without its blank line still counts
 
             for event in events():

@@ -324,7 +324,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = None
         self._body = []
         if waiter is not None and not waiter.done():
-            waiter.set_result(Answer(self._status, headers, body[0] if len(body) == 1 else b"".join(body)))
+            waiter.set_result(Answer(self._status, headers, b"".join(body)))  # bytes, whatever h11 gave
 
     def _fail(self, exc: Exception) -> None:
         """The exchange failed: before the answer's head, raise `exc`; after it, return the head with it."""

@@ -182,8 +182,8 @@ def validate_base_url(url: str) -> str:
     url = (url or "").strip()
     character = control_character(url)
     if character is not None:
-        raise ConfigurationError(f"Base URL {url!r} contains {character}: refused, nothing was sent. "
-                                 f"Give an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+        raise ConfigurationError(f"Base URL {url!r} is not an http(s) URL: it contains {character} (refused, "
+                                 f"nothing was sent); e.g. {DEFAULT_BASE_URL}")
     problem = ConfigurationError(f"Base URL {url!r} is not an http(s) URL, e.g. {DEFAULT_BASE_URL}")
     try:
         parts = urlsplit(url)

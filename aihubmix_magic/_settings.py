@@ -69,9 +69,10 @@ class SettingTraits(HasTraits):
                           "(for teaching) asks for a hint, never the solution.").tag(config=True)
     budget = Float(None, allow_none=True, help="This session's spending limit in USD, estimated from the model "
                    "catalog's prices (`%aihubmix budget`); once reached, calls are refused. None: no limit.").tag(config=True)
-    max_answer_bytes = Int(DEFAULT_MAX_ANSWER_BYTES, help="The longest answer kept, in bytes once decoded (64 MiB): "
-                           "a longer one fails with AnswerTooLargeError, is never retried, and is dropped as it "
-                           "comes, so memory stays bounded.").tag(config=True)
+    max_answer_bytes = Int(DEFAULT_MAX_ANSWER_BYTES, help="The longest answer kept, in bytes once decoded (64 MiB; "
+                           "for a stream: its text, and any one event): a longer one fails with "
+                           "AnswerTooLargeError, is never retried, and is dropped as it comes, so memory stays "
+                           "bounded.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 

@@ -59,7 +59,8 @@ def _httpx_client_route(url: str) -> str | None:
         if transport is client._transport:
             return None
         proxy = transport._pool._proxy_url  # type: ignore[attr-defined]
-        return f"{proxy.scheme.decode()}://{proxy.host.decode()}:{proxy.port}"
+        port = f":{proxy.port}" if proxy.port is not None else ""
+        return f"{proxy.scheme.decode()}://{proxy.host.decode()}{port}"
 
 
 @pytest.fixture
