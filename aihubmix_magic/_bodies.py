@@ -28,7 +28,8 @@ class BodyDecoder:
     """Feed the body's bytes as they come (`feed`), then `flush`; each returns the decoded bytes so far.
     `size`: decoded bytes given out. AnswerTooLargeError once more than `limit` would be; a
     ContentDecodingError for a coding it cannot undo. `whole=False` (a stream of events, which is read
-    as it comes and not kept): the limit bounds what one piece decodes to, not the sum."""
+    as it comes and not kept): the limit bounds what one compressed piece decodes to, not the sum (the
+    caller caps what it keeps of the stream)."""
 
     __slots__ = ("_coding", "_limit", "_whole", "_zlib", "size")
 
@@ -50,6 +51,8 @@ class BodyDecoder:
     def feed(self, data: bytes) -> bytes:
         decoder = self._zlib
         if decoder is None:
+            if not self._whole:  # a piece as read from the socket: bounded by the read's size already
+                return data
             out = data
         else:
             room = (self._limit - self.size if self._whole else self._limit) + 1  # one byte more: enough to know

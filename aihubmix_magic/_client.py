@@ -376,6 +376,9 @@ class Client:
         try:
             for piece in self._iter_decoded(response):
                 pieces.append(piece)
+            if _bytes_after_answer(response):
+                _shutdown(response)  # the stale bytes go with the connection
+                raise httpx.RemoteProtocolError("the server sent bytes after its answer")
         except AnswerTooLargeError:
             _shutdown(response)
             raise
@@ -441,6 +444,8 @@ class Client:
                     yield DONE
                     for _ in chunks:  # read to the end: the connection goes back to the pool
                         pass
+                    if _bytes_after_answer(response):
+                        _shutdown(response)  # not back to the pool: the stale bytes go with the connection
                     return
                 if not data:
                     continue
@@ -481,6 +486,18 @@ def _shutdown(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:  # already closed
             pass
+
+
+def _bytes_after_answer(response: httpx.Response) -> bool:
+    """Whether the server sent bytes behind the answer just read, which httpcore would take for the
+    next request's answer (it only checks a connection's socket, not what h11 holds already). The check
+    reads httpcore's h11 state; where that chain is absent (a mock transport), it says no."""
+    stream: Any = response.stream  # httpx's bound stream → its transport's → httpcore's pool's → h11's
+    for name in ("_stream", "_httpcore_stream", "_stream"):
+        stream = getattr(stream, name, None)
+    state = getattr(getattr(stream, "_connection", None), "_h11_state", None)
+    trailing = getattr(state, "trailing_data", None)
+    return bool(trailing and trailing[0])
 
 
 @functools.lru_cache(maxsize=4)
