@@ -11,6 +11,7 @@ that decodes to gigabytes (a "gzip bomb") never holds more than the cap in memor
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 from ._exceptions import AnswerTooLargeError
 
@@ -25,19 +26,23 @@ class ContentDecodingError(ValueError):
 
 
 class BodyDecoder:
-    """Feed the body's bytes as they come (`feed`), then `flush`; each returns the decoded bytes so far.
-    `size`: decoded bytes given out. AnswerTooLargeError once more than `limit` would be; a
-    ContentDecodingError for a coding it cannot undo. `whole=False` (a stream of events, which is read
-    as it comes and not kept): the limit bounds what one compressed piece decodes to, not the sum (the
-    caller caps what it keeps of the stream)."""
+    """Feed the body's bytes as they come, then `flush`; each returns the decoded bytes so far. `size`:
+    decoded bytes given out. AnswerTooLargeError once more than `limit` would be; a ContentDecodingError
+    for a coding it cannot undo.
 
-    __slots__ = ("_coding", "_limit", "_whole", "_zlib", "size")
+    A whole body: `feed(data)`, the sum capped. A stream of events, read as it comes and not kept
+    (`iter_feed(data)`): pieces of at most `STREAM_PIECE` bytes, and what one piece of the socket decodes
+    to capped (the caller caps what it keeps of the stream)."""
 
-    def __init__(self, content_encoding: str | None, limit: int, *, whole: bool = True) -> None:
+    __slots__ = ("_coding", "_limit", "_stream", "_zlib", "size")
+
+    STREAM_PIECE = 1 << 20
+
+    def __init__(self, content_encoding: str | None, limit: int) -> None:
         coding = (content_encoding or "").strip().lower()
         self._coding = coding
         self._limit = limit
-        self._whole = whole
+        self._stream = False
         self.size = 0
         if not coding or coding == "identity":
             self._zlib = None
@@ -49,29 +54,37 @@ class BodyDecoder:
             raise ContentDecodingError(f"the answer is encoded with {coding!r}, which was not asked for")
 
     def feed(self, data: bytes) -> bytes:
-        decoder = self._zlib
-        if decoder is None:
-            if not self._whole:  # a piece as read from the socket: bounded by the read's size already
-                return data
+        if self._zlib is None:
             out = data
         else:
-            room = (self._limit - self.size if self._whole else self._limit) + 1  # one byte more: enough to know
-            try:
-                out = decoder.decompress(data, room)
-            except zlib.error as exc:
-                if self._coding != "deflate" or self.size or not data:
-                    raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-                self._zlib = decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
-                try:
-                    out = decoder.decompress(data, room)
-                except zlib.error as raw_exc:
-                    raise ContentDecodingError(f"the deflate body cannot be decoded: {raw_exc}") from None
-            if decoder.unconsumed_tail:  # zlib stopped at `room` bytes with input left: past the limit
+            room = self._limit - self.size + 1  # one byte more than the limit allows: enough to know
+            out = self._decompress(data, room)
+            if self._zlib.unconsumed_tail:  # zlib stopped at `room` bytes with input left: past the limit
                 raise AnswerTooLargeError(self._limit)
-        self.size = size = self.size + len(out) if self._whole else len(out)
-        if size > self._limit:
+        self.size += len(out)
+        if self.size > self._limit:
             raise AnswerTooLargeError(self._limit)
         return out
+
+    def iter_feed(self, data: bytes) -> Iterator[bytes]:
+        self._stream = True
+        if self._zlib is None:
+            self.size += len(data)
+            yield data  # as read from the socket: bounded by the read's size already
+            return
+        made = 0
+        out = self._decompress(data, self.STREAM_PIECE)
+        while True:
+            made += len(out)
+            self.size += len(out)
+            if made > self._limit:  # a few KB of the socket that decode past the cap: a bomb
+                raise AnswerTooLargeError(self._limit)
+            if out:
+                yield out
+            tail = self._zlib.unconsumed_tail
+            if not tail:
+                return
+            out = self._decompress(tail, self.STREAM_PIECE)
 
     def flush(self) -> bytes:
         if self._zlib is None:
@@ -80,10 +93,24 @@ class BodyDecoder:
             out = self._zlib.flush()
         except zlib.error as exc:
             raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-        self.size = size = self.size + len(out) if self._whole else len(out)
-        if size > self._limit:
+        self.size += len(out)
+        if (len(out) if self._stream else self.size) > self._limit:
             raise AnswerTooLargeError(self._limit)
         return out
+
+    def _decompress(self, data: bytes, most: int) -> bytes:
+        decoder = self._zlib
+        assert decoder is not None
+        try:
+            return decoder.decompress(data, most)
+        except zlib.error as exc:
+            if self._coding != "deflate" or self.size or not data:
+                raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
+        self._zlib = decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+        try:
+            return decoder.decompress(data, most)
+        except zlib.error as exc:
+            raise ContentDecodingError(f"the deflate body cannot be decoded: {exc}") from None
 
 
 def framing_problem(headers: dict[str, str]) -> str | None:

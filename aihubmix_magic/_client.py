@@ -389,23 +389,26 @@ class Client:
         return b"".join(pieces)
 
     def _iter_decoded(self, response: httpx.Response, *, whole: bool = True) -> Iterator[bytes]:
-        """The body's decoded pieces, as they come, under the cap (`whole=False`, a stream: on each piece,
-        see `BodyDecoder`). A body httpx already read (a mock transport) is taken as httpx decoded it,
-        and still counted."""
+        """The body's decoded pieces, as they come, under the cap (`whole=False`, a stream: in pieces of
+        at most a MiB, see `BodyDecoder.iter_feed`). A body httpx already read (a mock transport) is taken
+        as httpx decoded it, and still counted."""
         if response.is_stream_consumed:
-            decoder = BodyDecoder(None, self.max_answer_bytes, whole=whole)
+            decoder = BodyDecoder(None, self.max_answer_bytes)
             chunks = response.iter_bytes()
         else:
             try:
-                decoder = BodyDecoder(response.headers.get("content-encoding"), self.max_answer_bytes, whole=whole)
+                decoder = BodyDecoder(response.headers.get("content-encoding"), self.max_answer_bytes)
             except ContentDecodingError as exc:
                 raise APIResponseError(f"The answer from {self.base_url} cannot be read: {exc}") from None
             chunks = response.iter_raw()
         try:
             for chunk in chunks:
-                piece = decoder.feed(chunk)
-                if piece:
-                    yield piece
+                if whole:
+                    piece = decoder.feed(chunk)
+                    if piece:
+                        yield piece
+                else:
+                    yield from decoder.iter_feed(chunk)
             piece = decoder.flush()
         except ContentDecodingError as exc:
             raise APIResponseError(f"The answer from {self.base_url} cannot be read: {exc}") from None

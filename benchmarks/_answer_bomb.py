@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.hostile import HostileServer, gzip_bomb, json_answer  # noqa: E402
+from tests.hostile import HostileServer, gzip_bomb  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdefghijkl"
 CHAT = b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}'

@@ -291,3 +291,35 @@ def test_a_dead_first_address_costs_the_happy_eyeballs_delay_not_the_timeout(mon
         dead.close()
     assert answer.status == 200 and json.loads(answer.body)["choices"][0]["message"]["content"] == "fine"
     assert HAPPY_EYEBALLS_DELAY <= elapsed < 2.0, elapsed
+
+
+# -- the decoder itself ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("coding", ["identity", "gzip", "deflate", "raw deflate"])
+def test_the_body_decoder_gives_the_same_bytes_however_the_body_is_cut(coding):
+    from aihubmix_magic._bodies import BodyDecoder
+
+    body = json.dumps({"text": "é" * 3000 + "".join(str(n) for n in range(3000))}).encode()
+    encoded = {"identity": body, "gzip": gzip.compress(body), "deflate": zlib.compress(body),
+               "raw deflate": zlib.compress(body)[2:-4]}[coding]
+    header = "deflate" if coding == "raw deflate" else coding
+    for step in (1, 7, 1000, len(encoded)):
+        decoder = BodyDecoder(header, len(body))
+        whole = b"".join(decoder.feed(encoded[i:i + step]) for i in range(0, len(encoded), step)) + decoder.flush()
+        assert whole == body and decoder.size == len(body)
+        streamed = BodyDecoder(header, len(body))  # a stream: pieces of at most a MiB
+        pieces = [p for i in range(0, len(encoded), step) for p in streamed.iter_feed(encoded[i:i + step])]
+        assert b"".join(pieces) + streamed.flush() == body
+    with pytest.raises(AnswerTooLargeError):
+        decoder = BodyDecoder(header, len(body) - 1)
+        decoder.feed(encoded)
+        decoder.flush()
+
+
+def test_a_stream_decodes_in_bounded_pieces_and_a_bomb_piece_is_refused():
+    from aihubmix_magic._bodies import BodyDecoder
+
+    packed = gzip.compress(bytes(5 << 20))
+    pieces = list(BodyDecoder("gzip", 6 << 20).iter_feed(packed))  # one socket read: 5 MiB once decoded
+    assert sum(map(len, pieces)) == 5 << 20 and max(map(len, pieces)) <= BodyDecoder.STREAM_PIECE
+    with pytest.raises(AnswerTooLargeError):
+        list(BodyDecoder("gzip", 4 << 20).iter_feed(packed))
