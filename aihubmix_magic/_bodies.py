@@ -34,7 +34,7 @@ class BodyDecoder:
     (`iter_feed(data)`): pieces of at most `STREAM_PIECE` bytes, and what one piece of the socket decodes
     to capped (the caller caps what it keeps of the stream)."""
 
-    __slots__ = ("_coding", "_limit", "_stream", "_zlib", "size")
+    __slots__ = ("_coding", "_head", "_limit", "_stream", "_zlib", "size")
 
     STREAM_PIECE = 1 << 20
 
@@ -43,13 +43,14 @@ class BodyDecoder:
         self._coding = coding
         self._limit = limit
         self._stream = False
+        self._head: bytes | None = b""  # deflate: the first bytes, until there are two to tell zlib-wrapped from raw
         self.size = 0
         if not coding or coding == "identity":
             self._zlib = None
         elif coding in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif coding == "deflate":
-            self._zlib = zlib.decompressobj()  # zlib-wrapped; raw deflate is tried on the first piece
+            self._zlib = zlib.decompressobj()  # zlib-wrapped, or raw (see _decompress)
         else:
             raise ContentDecodingError(f"the answer is encoded with {coding!r}, which was not asked for")
 
@@ -99,18 +100,20 @@ class BodyDecoder:
         return out
 
     def _decompress(self, data: bytes, most: int) -> bytes:
+        if self._coding == "deflate" and self._head is not None:  # which deflate: zlib-wrapped or raw
+            data = self._head + data
+            if len(data) < 2:
+                self._head = data
+                return b""
+            self._head = None
+            if data[0] & 0x0F != 8 or (data[0] << 8 | data[1]) % 31:  # not a zlib header (RFC 1950)
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
         decoder = self._zlib
         assert decoder is not None
         try:
             return decoder.decompress(data, most)
         except zlib.error as exc:
-            if self._coding != "deflate" or self.size or not data:
-                raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-        self._zlib = decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
-        try:
-            return decoder.decompress(data, most)
-        except zlib.error as exc:
-            raise ContentDecodingError(f"the deflate body cannot be decoded: {exc}") from None
+            raise ContentDecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
 
 
 def framing_problem(headers: dict[str, str]) -> str | None:
