@@ -108,7 +108,12 @@ class Client:
             )
         self._base_url = url
         self._model_ids = None
-        proxy = proxy_for(url)
+        self._route()
+
+    def _route(self) -> None:
+        """Follow `proxy_for`'s decision for the base URL as the environment says now (a batch decides
+        anew each time too): a new pool when it changed."""
+        proxy = proxy_for(self._base_url)
         if self._http is None or proxy != self._proxy:
             if self._http is not None:
                 self._http.close()
@@ -316,6 +321,7 @@ class Client:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, ensure_ascii=False).encode()
         url = self.base_url + path
+        self._route()
         retries = 0
         while True:
             if retries:

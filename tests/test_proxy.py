@@ -111,3 +111,18 @@ def test_both_drivers_follow_the_rule(sim, environment):
     with Client(settings.api_key, sim.base_url, max_retries=0) as client:
         assert isinstance(AsyncDriver(client).lane(), _HttpxLane)  # 127.0.0.1 is not "localhost"
         assert client._proxy == "http://127.0.0.1:9"
+
+
+def test_a_client_follows_the_environment_as_a_batch_does(sim, environment):
+    """The route is decided for each request (a batch decides it for each run): a proxy named after the
+    Client was made is used, and one removed is no longer used."""
+    from aihubmix_magic import APIConnectionError
+
+    environment({})
+    with Client(settings.api_key, sim.base_url, max_retries=0) as client:
+        assert client.chat("hi", model="sim-echo").text
+        environment({"HTTP_PROXY": "http://127.0.0.1:9"})  # nothing listens there
+        with pytest.raises(APIConnectionError):
+            client.chat("hi", model="sim-echo")
+        environment({})
+        assert client.chat("hi", model="sim-echo").text
