@@ -59,8 +59,8 @@ class Origin:
     shares (the key is in it: the repr shows only the address). `path`s are sent as given: the driver
     passes them percent-encoded (`httpx.URL.raw_path`), never decoded."""
 
-    __slots__ = ("_addresses", "_headers", "_lines", "connect_timeout", "host", "limit", "port", "read_timeout",
-                 "ssl")
+    __slots__ = ("_addresses", "_headers", "_lines", "_lookup", "connect_timeout", "host", "limit", "port",
+                 "read_timeout", "ssl")
 
     def __init__(self, url: httpx.URL, headers: dict[str, str], *, context: ssl.SSLContext | None,
                  timeout: httpx.Timeout, limit: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
@@ -72,6 +72,7 @@ class Origin:
         self.read_timeout = timeout.read
         self.limit = limit
         self._addresses: int | None = None  # how many addresses the host has (learned on the first connect)
+        self._lookup: asyncio.Future[list] | None = None  # that lookup, shared by the lanes connecting at once
         host = f"[{self.host}]" if ":" in self.host else self.host
         fields = {"Host": host if url.port is None else f"{host}:{url.port}", **headers}
         for name, value in fields.items():  # the key and the base URL were checked where they entered
@@ -100,9 +101,19 @@ class Origin:
             try:
                 ipaddress.ip_address(self.host)
                 self._addresses = 1
+                return 1
             except ValueError:
-                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-                self._addresses = max(1, len({info[4] for info in infos}))
+                pass
+            lookup = self._lookup
+            if lookup is None or lookup.get_loop() is not loop:
+                lookup = self._lookup = asyncio.ensure_future(
+                    loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM))
+            try:
+                infos = await asyncio.shield(lookup)  # one lane timing out does not cancel it for the others
+            except OSError:
+                self._lookup = None  # the next connect asks again
+                raise
+            self._addresses = max(1, len({info[4] for info in infos}))
         return self._addresses
 
 
@@ -255,8 +266,8 @@ class _Connection(asyncio.Protocol):
 
     def _read_head(self, event: h11.Response) -> None:
         headers: dict[str, str] = {}
-        for name, value in event.headers:
-            key = name.decode("latin-1")
+        for name, value in event.headers.raw_items():  # a list: cheaper than the Sequence's own iteration
+            key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
         self._status = event.status_code
