@@ -323,3 +323,57 @@ def test_a_stream_decodes_in_bounded_pieces_and_a_bomb_piece_is_refused():
     assert sum(map(len, pieces)) == 5 << 20 and max(map(len, pieces)) <= BodyDecoder.STREAM_PIECE
     with pytest.raises(AnswerTooLargeError):
         list(BodyDecoder("gzip", 4 << 20).iter_feed(packed))
+
+
+# -- the lane's reader, without a socket: any cut of the same bytes reads the same -------------------------
+class _Transport:
+    """Stands in for asyncio's transport: each write is answered with `pieces`, one per loop turn."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.protocol = None
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        for piece in self.pieces:
+            loop.call_soon(self.protocol.data_received, piece)
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _exchange(pieces: list[bytes]):
+    from aihubmix_magic._lane import _Connection
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        connection = _Connection(loop, None, 1 << 20)
+        transport = _Transport(pieces)
+        transport.protocol = connection
+        connection.connection_made(transport)
+        return await connection.exchange(b"POST / HTTP/1.1\r\n\r\n"), connection
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("answer", [GOOD, VALID["chunked with extensions and trailers"],
+                                    VALID["a 100 Continue and a 103 before the answer"], VALID["gzip"]],
+                         ids=["content-length", "chunked", "1xx", "gzip"])
+def test_an_answer_reads_the_same_however_it_is_cut(answer):
+    whole, connection = _exchange([answer])
+    assert whole.status == 200 and whole.body == ANSWER and whole.error is None and connection.reusable
+    for cut in range(1, len(answer)):
+        parsed, _ = _exchange([answer[:cut], answer[cut:]])
+        assert (parsed.status, parsed.headers, parsed.body) == (whole.status, whole.headers, whole.body), cut
+    parsed, _ = _exchange([answer[i:i + 1] for i in range(len(answer))])  # a byte at a time
+    assert parsed.body == ANSWER
+
+
+def test_bytes_after_an_answer_are_an_error_even_in_the_same_piece():
+    answer, connection = _exchange([GOOD + b"HTTP/1.1 200 OK\r\n"])
+    assert answer.status == 200 and answer.body == b"" and "after its answer" in str(answer.error)
+    assert not connection.reusable
