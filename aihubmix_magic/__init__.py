@@ -24,6 +24,7 @@ from .core.version import __version__  # one place for it; pyproject.toml reads 
 if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and readers
     from .core.exceptions import (
         AihubmixError,
+        AnswerTooLargeError,
         APIConnectionError,
         APIResponseError,
         APIStatusError,
@@ -66,6 +67,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AihubmixError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BadRequestError",
     "BatchInputError",
@@ -139,7 +141,7 @@ _EXPORTS = {
     "ModelInfo": "services.catalog",
     **dict.fromkeys((
         "APIConnectionError", "APIResponseError", "APIStatusError", "APITimeoutError", "AihubmixError",
-        "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
+        "AnswerTooLargeError", "AuthenticationError", "BadRequestError", "BatchInputError", "BudgetExceededError", "ConfigurationError",
         "InternalServerError",
         "InvalidRequestError", "McpError", "MissingKeyError", "ModelNotFoundError", "NotFoundError", "PermissionDeniedError",
         "RateLimitError", "StreamInterruptedError", "ToolDefinitionError"), "core.exceptions"),

@@ -368,14 +368,14 @@ def test_answers_keep_their_final_json_as_bytes_until_read(sim):
 
 
 def test_environment_proxies_are_honoured_as_httpx_reads_them(monkeypatch):
-    from aihubmix_magic.net.async_driver import _proxy_for
+    from aihubmix_magic.net.proxy import proxy_for
 
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
                  "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert _proxy_for("https://aihubmix.com/v1") is None
+    assert proxy_for("https://aihubmix.com/v1") is None
     monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
-    assert _proxy_for("https://aihubmix.com/v1") == "http://proxy.corp:3128"
-    assert _proxy_for("http://127.0.0.1:8000/v1") is None  # no http proxy named
+    assert proxy_for("https://aihubmix.com/v1") == "http://proxy.corp:3128"
+    assert proxy_for("http://127.0.0.1:8000/v1") is None  # no http proxy named
     monkeypatch.setenv("NO_PROXY", "aihubmix.com")
-    assert _proxy_for("https://aihubmix.com/v1") is None
+    assert proxy_for("https://aihubmix.com/v1") is None

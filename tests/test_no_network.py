@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from aihubmix_magic.net.async_driver import _proxy_for
+from aihubmix_magic.net.proxy import proxy_for
 from aihubmix_magic.services import catalog as _catalog
 from aihubmix_magic.simulator import Simulator
 
@@ -17,7 +17,7 @@ def test_a_request_off_the_machine_goes_to_the_tripwire(pytestconfig):
     before = len(tripwire.hits)
     url = "https://aihubmix.com/api/v1/models"
     assert httpx.URL(os.environ["HTTPS_PROXY"]).host == "127.0.0.1"
-    assert _proxy_for(url) == tripwire.url  # what httpx and the batch lanes would use for it from the environment
+    assert proxy_for(url) == tripwire.url  # what httpx and the batch lanes would use for it from the environment
     try:  # the proxy given explicitly too: this request can only ever reach the tripwire
         httpx.get(url, timeout=5, proxy=tripwire.url, trust_env=False)
     except httpx.HTTPError:

@@ -32,7 +32,7 @@ from tests.conftest import without_tripwire
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "aihubmix_magic"
-RUNTIME_DEPENDENCIES = {"ipython", "ipywidgets", "httpx", "nbformat"}
+RUNTIME_DEPENDENCIES = {"ipython", "ipywidgets", "httpx", "h11", "nbformat"}  # h11: the batch lanes read with it
 CLASSIFIERS = {
     "Framework :: Jupyter",
     "Framework :: IPython",

@@ -202,6 +202,16 @@ def test_a_key_typed_in_the_panel_goes_to_the_settings_and_nowhere_else(make_pan
         assert CANARY not in repr(widget)
 
 
+def test_a_key_with_a_control_character_typed_in_the_panel_is_refused_and_shown_masked(make_panel, test_comm):
+    panel = make_panel()
+    before = settings.api_key
+    bad = CANARY + "\r\nX-Injected: yes"
+    from_frontend(panel.key, value=bad)
+    assert settings.api_key == before and panel.key.value == ""
+    assert "carriage return" in panel.models_note.value and CANARY not in panel.models_note.value
+    assert CANARY not in json.dumps([data for _, _, data in test_comm], default=str)
+
+
 def test_status_line_shows_the_last_call_and_never_the_key(ip, sim, make_panel):
     p = make_panel()
     assert sim.base_url in p.status.value and "key set" in p.status.value

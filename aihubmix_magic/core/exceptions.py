@@ -21,8 +21,9 @@
     │   ├── RateLimitError           429
     │   └── InternalServerError      5xx
     ├── APIResponseError             a 2xx answer that is not an answer: an error body, `choices: null`,
-    │                                a body that is not JSON (an HTML page from a proxy), JSON of the wrong
-    │                                shape, an error event or `response.failed` in the middle of a stream
+    │   │                            a body that is not JSON (an HTML page from a proxy), JSON of the wrong
+    │   │                            shape, an error event or `response.failed` in the middle of a stream
+    │   └── AnswerTooLargeError      an answer longer than `settings.max_answer_bytes` once decoded (never retried)
     └── StreamInterruptedError       the user interrupted the kernel while an answer streamed
 
 Errors raised by a request carry `.response`: the Response as far as it got (its partial text, status
@@ -38,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "AihubmixError",
+    "AnswerTooLargeError",
     "BatchInputError",
     "BudgetExceededError",
     "APIConnectionError",
@@ -178,6 +180,16 @@ class APIResponseError(AihubmixError):
     def __init__(self, message: str, *, body: object = None) -> None:
         super().__init__(message)
         self.body = body
+
+
+class AnswerTooLargeError(APIResponseError):
+    """An answer (its body once decoded, or a whole stream) is longer than `settings.max_answer_bytes`: it
+    was dropped as it came, so memory stays bounded; it is never retried. `limit` is the cap in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The answer is longer than settings.max_answer_bytes ({limit:,} bytes) once decoded: "
+                         "it was dropped and not retried. Raise the setting if answers this long are expected.")
+        self.limit = limit
 
 
 class StreamInterruptedError(AihubmixError):

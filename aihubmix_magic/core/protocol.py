@@ -80,6 +80,8 @@ __all__ = [
     "tool_definition",
     "transport_failure",
     "validate_base_url",
+    "validate_header_value",
+    "validate_key",
 ]
 
 DEFAULT_BASE_URL = "https://aihubmix.com/v1"
@@ -124,9 +126,54 @@ class Redactor:
         return text.replace(self.key, self.masked) if self.key else text
 
 
+_CHARACTER_NAMES = {"\r": "a carriage return (CR)", "\n": "a line feed (LF)", "\x00": "a NUL character",
+                    "\t": "a tab"}
+
+
+def control_character(text: str) -> str | None:
+    """The name of the first control character in `text` (CR, LF, NUL, any other C0 or C1 control, DEL),
+    or None: what must never reach a request's head, where it would end a line."""
+    for char in text:
+        if char < " " or "\x7f" <= char <= "\x9f":
+            return _CHARACTER_NAMES.get(char, f"the control character U+{ord(char):04X}")
+    return None
+
+
+def validate_key(key: str | None, *, source: str = "the API key") -> str | None:
+    """The key without surrounding whitespace (None if empty), or ConfigurationError if it holds a control
+    character or a character that is not ASCII: it goes into a header as it is, where CR LF would start
+    a header of its own. The message shows the key masked, its characters escaped."""
+    key = (key or "").strip()
+    if not key:
+        return None
+    problem = control_character(key)
+    if problem is None and not key.isascii():
+        problem = "a character that is not ASCII"
+    if problem is not None:
+        raise ConfigurationError(
+            f"The API key from {source} ({mask_key(key)!r}) contains {problem}: refused, nothing was sent. "
+            "Copy the key again from aihubmix.com and set it with `%aihubmix key`.")
+    return key
+
+
+def validate_header_value(name: str, value: str) -> str:
+    """`value`, or ConfigurationError if it holds a control character (it would end the header's line)."""
+    problem = control_character(value)
+    if problem is None and not value.isascii():
+        problem = "a character that is not ASCII"
+    if problem is not None:
+        raise ConfigurationError(f"{name} contains {problem}: refused, nothing was sent.")
+    return value
+
+
 def validate_base_url(url: str) -> str:
-    """Return the URL without a trailing slash, or raise ConfigurationError (nothing is sent)."""
+    """Return the URL without a trailing slash, or raise ConfigurationError (nothing is sent). A control
+    character is refused by name; percent-escapes (`%0D%0A`) are kept as written and sent as written."""
     url = (url or "").strip()
+    character = control_character(url)
+    if character is not None:
+        raise ConfigurationError(f"Base URL {url!r} is not an http(s) URL: it contains {character} (refused, "
+                                 f"nothing was sent); e.g. {DEFAULT_BASE_URL}")
     problem = ConfigurationError(f"Base URL {url!r} is not an http(s) URL, e.g. {DEFAULT_BASE_URL}")
     try:
         parts = urlsplit(url)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import AihubmixError, APIConnectionError, APIResponseError
+from .exceptions import AihubmixError, AnswerTooLargeError, APIConnectionError, APIResponseError
 from .streams import Accumulator, Delta
 from .types import Citation, Step, ToolCall, ToolRun, Usage, fields_from_raw, links_in_text
 
@@ -99,6 +99,7 @@ class Response:
     _abort: Callable[[], None] | None = field(default=None, repr=False)
     _cancelled: bool = field(default=False, repr=False)
     _on_done: Callable[[Response], None] | None = field(default=None, repr=False)  # e.g. store in the cache
+    _max_text: int | None = field(default=None, repr=False)  # a stream's cap on its text (max_answer_bytes)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -152,6 +153,8 @@ class Response:
         source, self._source = self._source, None
         accumulator = self._accumulator
         assert accumulator is not None
+        limit = self._max_text
+        kept = 0
         try:
             for event in source:
                 try:
@@ -161,6 +164,10 @@ class Response:
                 if deltas:
                     if self.time_to_first_token is None:
                         self.time_to_first_token = time.perf_counter() - self._started
+                    if limit is not None:  # what the answer keeps grows with its text: capped too
+                        kept += sum(len(text) for _, text in deltas)
+                        if kept > limit:
+                            raise AnswerTooLargeError(limit)
                     yield from deltas
             accumulator.end()
         except AihubmixError as exc:

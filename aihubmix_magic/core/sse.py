@@ -66,6 +66,12 @@ class SSEDecoder:
                 self._field(line)
         return events
 
+    @property
+    def pending(self) -> int:
+        """Bytes held for the event not dispatched yet (its data lines and an unterminated line): what a
+        stream's size cap bounds."""
+        return len(self._tail) + sum(map(len, self._data))
+
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: a last event without its blank line still counts, as in the SDK."""
         if self._tail:

@@ -12,19 +12,19 @@ one probes its socket (`getpeername`, `poll`), so its cost per request grows wit
 connections: at 64 in flight it took about 11 ms of CPU a request. A worker that owns its connection needs
 no pool at all. And why not httpx's transport for that connection: at a thousand answers a second on 2
 cores, httpx's stack (httpcore, anyio, h11) at about 1 ms of CPU an answer was the ceiling, so a lane is
-one asyncio protocol with a small HTTP/1.1 reader (`_lane.py`, `_http11.py`), about 0.2 ms. Behind a
-proxy, a lane is an httpx transport limited to one connection (`_HttpxLane`).
+one asyncio protocol that writes each request in one call and reads the answer with h11 (`_lane.py`), a
+fraction of that. Behind a proxy (`_proxy.proxy_for`, the same rule as the sync client's), a lane is an
+httpx transport limited to one connection (`_HttpxLane`). Either way an answer longer than
+`settings.max_answer_bytes` once decoded fails with AnswerTooLargeError, and is not retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib.util
 import json
 import math
 import os
-import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -33,12 +33,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..core import protocol, ratelimit
-from ..core.exceptions import AihubmixError, RateLimitError
+from ..core.exceptions import AihubmixError, AnswerTooLargeError, RateLimitError
 from ..core.protocol import ENDPOINT_PATHS, Failure, has_runnable_tools
 from ..core.response import Response
 from ..core.toolloop import Approve, Approver, arun_tool_loop
 from ..core.types import ToolRun
+from .bodies import BodyDecoder, ContentDecodingError, framing_problem
+from .client import ssl_context
 from .lane import KEEPALIVE_EXPIRY, Answer, Lane, Origin
+from .proxy import proxy_for
 
 if TYPE_CHECKING:
     from ..core.request import Request
@@ -99,15 +102,19 @@ class AsyncDriver:
         self._redactor = client._redactor()
         self._base_url = client.base_url
         url = httpx.URL(client.base_url)
-        self._path = url.path.rstrip("/")
-        proxy = _proxy_for(client.base_url)
+        # each endpoint's path as the sync client sends it: percent-encoding kept (`%0D%0A` stays three
+        # characters each), never decoded onto the wire
+        self._paths = {endpoint: httpx.URL(client.base_url + path).raw_path.decode("ascii")
+                       for endpoint, path in ENDPOINT_PATHS.items()}
+        proxy = proxy_for(client.base_url)
+        limit = client.max_answer_bytes
         self._origin: Origin | None = None
         self._httpx: tuple[Any, ...] | None = None
         if proxy is None:
-            context = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ("http/1.1",))
-            self._origin = Origin(url, headers, context=context, timeout=client.timeout)
+            context = ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ("http/1.1",))
+            self._origin = Origin(url, headers, context=context, timeout=client.timeout, limit=limit)
         else:  # a proxy: httpx's transport, which speaks them all (see `_lane`)
-            self._httpx = (url, headers, {"timeout": client.timeout.as_dict()}, proxy)
+            self._httpx = (url, headers, {"timeout": client.timeout.as_dict()}, proxy, limit)
 
     async def __aenter__(self) -> AsyncDriver:
         return self
@@ -139,8 +146,7 @@ class AsyncDriver:
         if lane is None:
             lane = self._lanes[0] if self._lanes else self.lane()
         try:
-            content, content_type = await self._send(lane, self._path + ENDPOINT_PATHS[request.endpoint], body,
-                                                     request)
+            content, content_type = await self._send(lane, self._paths[request.endpoint], body, request)
             content = self._redactor.redact(content)
             final = protocol.parse_json(content, content_type, base_url=self._base_url, redactor=self._redactor)
             protocol.complete(response, final)
@@ -187,6 +193,9 @@ class AsyncDriver:
                     failure = client._transport(exc, "send")
                 else:
                     status, headers, data, broken = answer
+                    if isinstance(broken, AnswerTooLargeError):  # never retried, whatever the status
+                        outcome = "failed"
+                        raise broken
                     if broken is not None and status < 400:  # the body of an answer broke off
                         outcome = "failed"
                         raise client._transport(broken, "read").error from broken
@@ -229,44 +238,43 @@ class _HttpxLane:
     `Lane.post` interface. A transport, not an `httpx.AsyncClient`: a batch needs none of what a client
     adds per request (URL and header merging, auth and redirect flows, cookies)."""
 
-    def __init__(self, url: httpx.URL, headers: dict[str, str], extensions: dict[str, Any], proxy: str) -> None:
+    def __init__(self, url: httpx.URL, headers: dict[str, str], extensions: dict[str, Any], proxy: str,
+                 limit: int) -> None:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_EXPIRY)
-        context = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), None)
+        context = ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), None)
         self._transport = httpx.AsyncHTTPTransport(verify=context, http2=HTTP2, limits=limits, proxy=proxy)
         self._url = url
         self._headers = headers
         self._extensions = extensions
+        self._limit = limit
 
     async def post(self, path: str, content: bytes, retries: int = 0) -> Answer:
         headers = self._headers
         if retries:
             headers = {**headers, "x-stainless-retry-count": str(retries)}
+        url = self._url.copy_with(raw_path=path.encode("ascii"))
         response = await self._transport.handle_async_request(httpx.Request(
-            "POST", self._url.copy_with(path=path), headers=headers, content=content, extensions=self._extensions))
+            "POST", url, headers=headers, content=content, extensions=self._extensions))
         fields = dict(response.headers.items())
-        try:
-            data = await response.aread()
-        except httpx.TransportError as exc:
+        pieces = []
+        try:  # a transport's answer is raw: decoded here, under the cap, as a lane does
+            problem = framing_problem(fields)
+            if problem is not None:
+                raise httpx.RemoteProtocolError(problem)
+            decoder = BodyDecoder(fields.get("content-encoding"), self._limit)
+            async for piece in response.aiter_raw():
+                pieces.append(decoder.feed(piece))
+            pieces.append(decoder.flush())
+        except ContentDecodingError as exc:
+            return Answer(response.status_code, fields, b"", httpx.RemoteProtocolError(str(exc)))
+        except (httpx.TransportError, AnswerTooLargeError) as exc:
             return Answer(response.status_code, fields, b"", exc)
         finally:
             await response.aclose()
-        return Answer(response.status_code, fields, data)
+        return Answer(response.status_code, fields, b"".join(pieces))
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-
-def _proxy_for(url: str) -> str | None:
-    """The proxy the environment names for `url` (HTTPS_PROXY, ALL_PROXY, NO_PROXY…), as httpx's clients
-    read it (`trust_env`), or None."""
-    import urllib.request
-
-    parts = httpx.URL(url)
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(parts.host):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _usage(data: bytes) -> tuple[int, int] | None:
@@ -277,17 +285,6 @@ def _usage(data: bytes) -> tuple[int, int] | None:
                 int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0))
     except (ValueError, AttributeError, TypeError):
         return None
-
-
-@functools.lru_cache(maxsize=4)
-def _ssl_context(cert_file: str | None, cert_dir: str | None, alpn: tuple[str, ...] | None) -> ssl.SSLContext:
-    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once and shared by every
-    worker's connection: building it costs about 20 ms. `alpn`: the protocols a lane offers (httpx's
-    transports set their own on the context they are given)."""
-    context = httpx.create_ssl_context()
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    return context
 
 
 class ToolDriver:

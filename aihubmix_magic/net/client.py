@@ -10,14 +10,23 @@ Usable without IPython:
 
 It only sends, waits and reads: the body, the retry decision and the error mapping are the protocol
 core's (`_protocol.py`), shared with the async driver that `batch()` uses. The key goes only into the
-Authorization header of requests to the configured base URL, and is masked in everything read back.
+Authorization header of requests to the configured base URL, and is masked in everything read back; a
+key or base URL with a control character in it is refused before anything is sent.
+
+Bodies are read from the raw stream and decoded here (`_bodies.BodyDecoder`), under the size cap
+`max_answer_bytes` (`settings.max_answer_bytes`): a whole body (an answer, an error answer, the model
+list) once decoded; a stream, which is read as it comes and not kept, on its text and on any one event
+(and any one decoded piece), so memory stays bounded by the cap either way. Whether a request
+goes through a proxy from the environment is `_proxy.proxy_for`'s decision, the same as a batch's.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
+import ssl
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,7 +35,7 @@ from typing import Any
 import httpx
 
 from ..core import protocol
-from ..core.exceptions import AihubmixError, APIResponseError, MissingKeyError
+from ..core.exceptions import AihubmixError, AnswerTooLargeError, APIResponseError, MissingKeyError
 from ..core.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_STEPS,
@@ -35,14 +44,24 @@ from ..core.protocol import (
     Redactor,
     has_runnable_tools,
     mask_key,
+    validate_header_value,
+    validate_key,
 )
 from ..core.request import Request
 from ..core.response import Response
 from ..core.sse import SSEDecoder
 from ..core.streams import DONE, accumulator_for
 from ..core.types import quote
+from .bodies import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_ANSWER_BYTES,
+    BodyDecoder,
+    ContentDecodingError,
+    framing_problem,
+)
+from .proxy import proxy_for
 
-__all__ = ["Client", "RetryCallback"]
+__all__ = ["Client", "RetryCallback", "ssl_context"]
 
 RetryCallback = Callable[[int, float, str], None]  # (retry number, delay in seconds, reason)
 
@@ -59,18 +78,21 @@ class Client:
         connect_timeout: float = 10.0,
         max_retries: int = 2,
         app_code: str | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        self._api_key = api_key if api_key is not None else os.environ.get("AIHUBMIX_API_KEY") or None
+        if api_key is not None:
+            self.api_key = api_key
+        else:
+            self.api_key = validate_key(os.environ.get("AIHUBMIX_API_KEY"), source="AIHUBMIX_API_KEY")
+        self._http: httpx.Client | None = None
+        self._proxy: str | None = None
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self.base_url = base_url or os.environ.get("AIHUBMIX_BASE_URL") or DEFAULT_BASE_URL
         self.max_retries = max_retries
         self.app_code = app_code
+        self.max_answer_bytes = max_answer_bytes  # the longest answer kept, in bytes once decoded
         self._model_ids: list[str] | None = None
         self.cache: Any = None  # a ResponseCache (see _cache.py) when answers may come from / go to the cache
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=120.0),
-            follow_redirects=False,
-        )
 
     # -- settings ----------------------------------------------------------------------------------------
     @property
@@ -86,6 +108,29 @@ class Client:
             )
         self._base_url = url
         self._model_ids = None
+        self._route()
+
+    def _route(self) -> None:
+        """Follow `proxy_for`'s decision for the base URL as the environment says now (a batch decides
+        anew each time too): a new pool when it changed."""
+        proxy = proxy_for(self._base_url)
+        if self._http is None or proxy != self._proxy:
+            if self._http is not None:
+                self._http.close()
+            self._proxy = proxy
+            self._http = self._new_http(proxy)
+
+    def _new_http(self, proxy: str | None) -> httpx.Client:
+        """The pool for `proxy` (None: direct). httpx's own reading of the environment is off: the route is
+        `proxy_for`'s, and the certificates httpx would trust (certifi, or SSL_CERT_FILE / SSL_CERT_DIR)."""
+        return httpx.Client(
+            timeout=self._timeout,
+            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=120.0),
+            follow_redirects=False,
+            trust_env=False,
+            proxy=proxy,
+            verify=ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), None),
+        )
 
     @property
     def api_key(self) -> str | None:
@@ -93,20 +138,26 @@ class Client:
 
     @api_key.setter
     def api_key(self, key: str | None) -> None:
-        self._api_key = key or None
+        """ConfigurationError for a key with a control character (CR, LF, NUL…): nothing is sent with it."""
+        self._api_key = validate_key(key, source="Client(api_key=…)")
 
     def set_timeout(self, timeout: float, connect_timeout: float = 10.0) -> None:
-        self._http.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._timeout = self._pool.timeout = httpx.Timeout(timeout, connect=connect_timeout)
 
     @property
     def timeout(self) -> httpx.Timeout:
-        return self._http.timeout
+        return self._timeout
+
+    @property
+    def _pool(self) -> httpx.Client:
+        assert self._http is not None
+        return self._http
 
     def __repr__(self) -> str:
         return f"<Client base_url={self.base_url!r} key={mask_key(self._api_key)}>"
 
     def close(self) -> None:
-        self._http.close()
+        self._pool.close()
 
     def __enter__(self) -> Client:
         return self
@@ -223,12 +274,7 @@ class Client:
     def models(self) -> list[dict[str, Any]]:
         """GET /v1/models: the models this key may use, as the server describes them."""
         response = self._send("GET", "/models", None, on_retry=None)
-        try:
-            content = response.read()
-        except httpx.TransportError as exc:
-            raise self._transport(exc, "models").error from exc
-        finally:
-            response.close()
+        content = self._read(response, "models")
         body = self._parse_json(content, response)
         data = body.get("data") if isinstance(body, dict) else body
         if not isinstance(data, list):
@@ -259,13 +305,9 @@ class Client:
             response._source = self._iter_events(http_response)
             response._close = http_response.close
             response._abort = lambda: _shutdown(http_response)
+            response._max_text = self.max_answer_bytes
             return response
-        try:
-            content = http_response.read()
-        except httpx.TransportError as exc:
-            raise self._transport(exc, "read").error from exc
-        finally:
-            http_response.close()
+        content = self._read(http_response, "read")
         protocol.complete(response, self._parse_json(content, http_response))
         if response.status == "failed" and response.error is not None:  # e.g. a responses body with status failed
             raise response.error  # as the same answer streamed would (the Response is attached by send)
@@ -280,27 +322,33 @@ class Client:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, ensure_ascii=False).encode()
         url = self.base_url + path
+        self._route()
         retries = 0
         while True:
             if retries:
                 headers["x-stainless-retry-count"] = str(retries)
             failure: Failure
             try:
-                response = self._http.send(self._http.build_request(method, url, content=content, headers=headers),
+                response = self._pool.send(self._pool.build_request(method, url, content=content, headers=headers),
                                            stream=True)
             except httpx.TransportError as exc:
                 failure = self._transport(exc, "send")
             else:
+                problem = framing_problem(response.headers)  # type: ignore[arg-type]
+                if problem is not None:
+                    _shutdown(response)
+                    response.close()
+                    raise self._transport(httpx.RemoteProtocolError(problem), "read").error
                 if response.status_code < 400:
                     return response
                 try:
-                    response.read()
-                except httpx.HTTPError:
-                    pass
-                finally:
-                    response.close()
+                    said = self._read(response, "read")
+                except AnswerTooLargeError:
+                    raise  # never retried
+                except AihubmixError:
+                    said = b""
                 failure = protocol.status_failure(
-                    response.status_code, response.headers, response.content, base_url=self.base_url,
+                    response.status_code, response.headers, said, base_url=self.base_url,
                     path=response.request.url.path, model=model, redactor=self._redactor(), suggest=self.suggest)
             delay = protocol.retry_delay(failure, retries, self.max_retries)
             if delay is None:
@@ -314,9 +362,10 @@ class Client:
         """The headers of every request (the key only here); MissingKeyError if there is no key."""
         if not self._api_key:
             raise MissingKeyError()
-        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json, text/event-stream"}
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json, text/event-stream",
+                   "Accept-Encoding": ACCEPT_ENCODING}
         if self.app_code:
-            headers["APP-Code"] = self.app_code
+            headers["APP-Code"] = validate_header_value("app_code", self.app_code)
         return headers
 
     def _redactor(self) -> Redactor:
@@ -325,7 +374,54 @@ class Client:
     def _transport(self, exc: Exception, phase: str) -> Failure:
         return protocol.transport_failure(exc, timeout=isinstance(exc, httpx.TimeoutException), phase=phase,
                                           base_url=self.base_url, redactor=self._redactor(),
-                                          read_timeout=self._http.timeout.read)
+                                          read_timeout=self._timeout.read)
+
+    def _read(self, response: httpx.Response, phase: str) -> bytes:
+        """The whole body, decoded under the cap, and the response closed. AnswerTooLargeError past
+        `max_answer_bytes` (the connection is dropped: the rest is never read); our error for a body that
+        broke off or does not decode."""
+        pieces = []
+        try:
+            for piece in self._iter_decoded(response):
+                pieces.append(piece)
+            if _bytes_after_answer(response):
+                _shutdown(response)  # the stale bytes go with the connection
+                raise httpx.RemoteProtocolError("the server sent bytes after its answer")
+        except AnswerTooLargeError:
+            _shutdown(response)
+            raise
+        except httpx.TransportError as exc:
+            raise self._transport(exc, phase).error from exc
+        finally:
+            response.close()
+        return b"".join(pieces)
+
+    def _iter_decoded(self, response: httpx.Response, *, whole: bool = True) -> Iterator[bytes]:
+        """The body's decoded pieces, as they come, under the cap (`whole=False`, a stream: in pieces of
+        at most a MiB, see `BodyDecoder.iter_feed`). A body httpx already read (a mock transport) is taken
+        as httpx decoded it, and still counted."""
+        if response.is_stream_consumed:
+            decoder = BodyDecoder(None, self.max_answer_bytes)
+            chunks = response.iter_bytes()
+        else:
+            try:
+                decoder = BodyDecoder(response.headers.get("content-encoding"), self.max_answer_bytes)
+            except ContentDecodingError as exc:
+                raise APIResponseError(f"The answer from {self.base_url} cannot be read: {exc}") from None
+            chunks = response.iter_raw()
+        try:
+            for chunk in chunks:
+                if whole:
+                    piece = decoder.feed(chunk)
+                    if piece:
+                        yield piece
+                else:
+                    yield from decoder.iter_feed(chunk)
+            piece = decoder.flush()
+        except ContentDecodingError as exc:
+            raise APIResponseError(f"The answer from {self.base_url} cannot be read: {exc}") from None
+        if piece:
+            yield piece
 
     def _parse_json(self, content: bytes, response: httpx.Response) -> object:
         return protocol.parse_json(content, response.headers.get("content-type", ""), base_url=self.base_url,
@@ -339,16 +435,16 @@ class Client:
         redactor = self._redactor()
         secret = redactor.key.encode() if redactor.key else None
         try:
-            # no content coding (the usual case for SSE) and a body still to read: iter_raw() gives the
-            # same bytes as iter_bytes() without its decoder and chunker layers (a quarter of the
-            # transport's cost per event); a body already read (e.g. a mock transport) needs iter_bytes()
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            raw = encoding in ("", "identity") and not response.is_stream_consumed
-            chunks = response.iter_raw() if raw else response.iter_bytes()
+            # the raw stream, decoded and counted here (`_iter_decoded`): without a content coding (the
+            # usual case for SSE) each piece is passed on as it came, no decoder or chunker layer between
+            chunks = self._iter_decoded(response, whole=False)
+            limit = self.max_answer_bytes
 
             def events() -> Iterator[Any]:
                 for chunk in chunks:
                     yield from decoder.feed(chunk)
+                    if decoder.pending > limit:  # one event longer than the cap: not held any further
+                        raise AnswerTooLargeError(limit)
                 yield from decoder.flush()  # a last event without its blank line still counts
 
             for event in events():
@@ -359,6 +455,8 @@ class Client:
                     yield DONE
                     for _ in chunks:  # read to the end: the connection goes back to the pool
                         pass
+                    if _bytes_after_answer(response):
+                        _shutdown(response)  # not back to the pool: the stale bytes go with the connection
                     return
                 if not data:
                     continue
@@ -370,6 +468,9 @@ class Client:
                     ) from None
         except httpx.TransportError as exc:
             raise self._transport(exc, "stream").error from None
+        except AnswerTooLargeError:
+            _shutdown(response)
+            raise
 
 
 def _shutdown(response: httpx.Response) -> None:
@@ -377,4 +478,30 @@ def _shutdown(response: httpx.Response) -> None:
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
     if sock is not None:
-        sock.shutdown(socket.SHUT_RDWR)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+
+def _bytes_after_answer(response: httpx.Response) -> bool:
+    """Whether the server sent bytes behind the answer just read, which httpcore would take for the
+    next request's answer (it only checks a connection's socket, not what h11 holds already). The check
+    reads httpcore's h11 state; where that chain is absent (a mock transport), it says no."""
+    stream: Any = response.stream  # httpx's bound stream → its transport's → httpcore's pool's → h11's
+    for name in ("_stream", "_httpcore_stream", "_stream"):
+        stream = getattr(stream, name, None)
+    state = getattr(getattr(stream, "_connection", None), "_h11_state", None)
+    trailing = getattr(state, "trailing_data", None)
+    return bool(trailing and trailing[0])
+
+
+@functools.lru_cache(maxsize=4)
+def ssl_context(cert_file: str | None, cert_dir: str | None, alpn: tuple[str, ...] | None) -> ssl.SSLContext:
+    """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once and shared (building
+    it costs about 20 ms): the sync client's pool and every batch lane's connection. `alpn`: the protocols
+    a lane offers (httpx's transports set their own on the context they are given)."""
+    context = httpx.create_ssl_context()
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context

@@ -43,10 +43,13 @@ def stop(session: Session) -> str:
 def set_user_key(session: Session, key: str, source: str = "entered in this kernel (`%aihubmix key`)") -> str:
     """Take a key the user entered. In demo mode it waits for `demo off` (answers stay simulated and the
     real key is not sent to the simulator); otherwise it is used at once."""
+    from ..core.protocol import validate_key
+
     settings = session.settings
+    checked = validate_key(key, source="%aihubmix key")  # refused before it is kept anywhere
     if settings.demo and session.demo_saved is not None:
-        session.demo_saved = (session.demo_saved[0], key.strip())
+        session.demo_saved = (session.demo_saved[0], checked)
         session.demo_saved_source = source
         return "Key kept for when demo mode is off; answers stay simulated until `%aihubmix demo off`."
-    settings.set_key(key, source=source)
+    settings.set_key(checked, source=source)
     return f"Key set ({settings.masked_key()}); it stays in this kernel's memory only."

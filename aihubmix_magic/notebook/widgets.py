@@ -223,9 +223,13 @@ class Panel(widgets.VBox):
             return
         self.key.value = ""  # first: the key must not stay in the widget's state
         if typed.strip():
+            from ..core.exceptions import ConfigurationError
             from . import demo as _demo
 
-            _demo.set_user_key(self._session(), typed)
+            try:
+                _demo.set_user_key(self._session(), typed)
+            except ConfigurationError as exc:  # a key with a control character: refused, shown masked
+                self.models_note.value = f"<small>{html.escape(str(exc))}</small>"
 
     def _session(self) -> _session.Session:
         """The kernel's session, or one of the panel's own when it was given other settings."""

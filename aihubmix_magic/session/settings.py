@@ -15,7 +15,16 @@ import os
 from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
 from ..core.exceptions import ConfigurationError
-from ..core.protocol import DEFAULT_BASE_URL, ENDPOINTS, REASONING_EFFORTS, mask_key, validate_base_url
+from ..core.protocol import (
+    DEFAULT_BASE_URL,
+    ENDPOINTS,
+    REASONING_EFFORTS,
+    mask_key,
+    validate_base_url,
+    validate_header_value,
+    validate_key,
+)
+from ..net.bodies import DEFAULT_MAX_ANSWER_BYTES
 
 __all__ = ["ENDPOINTS", "InvalidSettingError", "REASONING_EFFORTS", "SETTING_NAMES", "Settings", "settings"]
 
@@ -74,6 +83,10 @@ class SettingTraits(HasTraits):
                        "from the log (`%aihubmix budget 5/day`); None: no limit.").tag(config=True)
     budget_month = Float(None, allow_none=True, help="Spending limit in USD per calendar month, over every "
                          "kernel, from the log (`%aihubmix budget 20/month`); None: no limit.").tag(config=True)
+    max_answer_bytes = Int(DEFAULT_MAX_ANSWER_BYTES, help="The longest answer kept, in bytes once decoded (64 MiB; "
+                           "for a stream: its text, and any one event): a longer one fails with "
+                           "AnswerTooLargeError, is never retried, and is dropped as it comes, so memory stays "
+                           "bounded.").tag(config=True)
     catalog_url = Unicode("", help="URL of the model catalog (prices, capabilities); empty: the base URL with its "
                           "trailing /v1 replaced by /api/v1/models.").tag(config=True)
 
@@ -110,6 +123,20 @@ class SettingTraits(HasTraits):
         if proposal["value"] < 1:
             raise InvalidSettingError("template_max_rows must be 1 or more")
         return proposal["value"]
+
+    @validate("max_answer_bytes")
+    def _check_max_answer_bytes(self, proposal):
+        value = proposal["value"]
+        if value < 1024:
+            raise InvalidSettingError(f"max_answer_bytes must be at least 1024 bytes, not {value}")
+        return value
+
+    @validate("app_code")
+    def _check_app_code(self, proposal):
+        try:
+            return validate_header_value("app_code", proposal["value"])
+        except Exception as exc:
+            raise InvalidSettingError(str(exc)) from None
 
     @validate("max_retries")
     def _check_retries(self, proposal):
@@ -193,16 +220,23 @@ class Settings(SettingTraits):
         self._api_key: str | None = None
         self.key_source: str | None = None  # where the key came from, for `%aihubmix config`
         self._searched = False  # Colab's Secrets and the keyring are looked in once per kernel
-        self.set_key(os.environ.get("AIHUBMIX_API_KEY") or None, source="the environment (AIHUBMIX_API_KEY)")
+        try:
+            self.set_key(validate_key(os.environ.get("AIHUBMIX_API_KEY"), source="AIHUBMIX_API_KEY"),
+                         source="the environment (AIHUBMIX_API_KEY)")
+        except ConfigurationError as exc:  # as for the base URL: importing must not fail, nothing is sent
+            self._env_key_error = str(exc)
 
     _env_url_error: str | None = None
+    _env_key_error: str | None = None
 
     def _base_url_set(self, change) -> None:
         self._env_url_error = None  # the user chose a base URL: the broken environment value is gone
 
     def usable(self) -> None:
         """Raise ConfigurationError if a request must not be sent with these settings. Without a key, look
-        for one in Colab's Secrets and the system keyring first (once per kernel; see `_keys.py`)."""
+        for one in Colab's Secrets and the system keyring first (once per kernel; see `session/keys.py`)."""
+        if self._env_key_error:
+            raise ConfigurationError(self._env_key_error)
         self.find_stored_key()
         if self._env_url_error:
             raise ConfigurationError(
@@ -215,7 +249,10 @@ class Settings(SettingTraits):
         return self._api_key
 
     def set_key(self, key: str | None, *, source: str = "set in this kernel") -> None:
-        self._api_key = (key or "").strip() or None
+        """Use `key` (None or empty: none). ConfigurationError, and nothing changed, for a key with a
+        control character (CR, LF, NUL…) or a character that is not ASCII."""
+        self._api_key = validate_key(key, source="settings.set_key")
+        self._env_key_error = None  # a key was chosen: the broken environment value is gone
         self.key_source = source if self._api_key is not None else None
         self.set_trait("has_key", self._api_key is not None)
 

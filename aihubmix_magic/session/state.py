@@ -64,6 +64,7 @@ class Session:
         if (client.timeout.read, client.timeout.connect) != (current.timeout, current.connect_timeout):
             client.set_timeout(current.timeout, current.connect_timeout)
         client.max_retries = current.max_retries
+        client.max_answer_bytes = current.max_answer_bytes
         client.app_code = current.app_code or None
         client.cache = self.response_cache(force=cache)
         return client
