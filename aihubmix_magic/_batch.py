@@ -30,13 +30,17 @@ How it runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _cost
@@ -49,12 +53,13 @@ from ._response import Response
 
 if TYPE_CHECKING:
     from ._async import AsyncDriver, _HttpxLane
+    from ._batchfiles import ResultFile
     from ._cache import ResponseCache
     from ._client import Client
     from ._journal import Journal
     from ._lane import Lane
 
-__all__ = ["BatchResults", "BatchSummary", "batch"]
+__all__ = ["BatchJob", "BatchResults", "BatchSummary", "batch"]
 
 OK_STATUSES = ("completed", "incomplete")
 _POLL = 0.1  # seconds between progress repaints on the calling thread
@@ -82,6 +87,8 @@ class BatchSummary:
     budget_reached: bool = False  # items were left unsent because the session budget ran out
     rate_limited: int = 0
     resumed: int = 0
+    input_error: str | None = None  # the prompts raised (a generator, a bad row of a file): no more were read
+    out: str | None = None  # the file the answers were written to (`out=`)
 
     @property
     def rate(self) -> float:
@@ -105,8 +112,12 @@ class BatchSummary:
         if self.rate_limited:
             parts.append(f"{self.rate_limited} rate-limited (429)")
         parts.append(f"{self.elapsed:.2f} s ({self.rate:,.1f}/s)")
+        if self.out:
+            parts.append(f"written to {self.out}")
         text = "Batch: " + " · ".join(parts)
-        if self.partial:
+        if self.input_error:
+            text += f" · the prompts raised {self.input_error}: the rest were not read"
+        elif self.partial:
             text += " · budget reached: the rest were not sent" if self.budget_reached else " · interrupted: partial results"
         return text
 
@@ -130,12 +141,15 @@ class BatchResults(list[Response]):
 
 
 def batch(
-    prompts: Iterable[str] | Any,
+    prompts: Iterable[Any] | str | os.PathLike[str] | Any,
     model: str | None = None,
     endpoint: str | None = None,
     concurrency: int = 8,
     template: str | None = None,
     *,
+    column: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    wait: bool = True,
     progress: bool | str = True,
     cache: bool | None = None,
     estimate: bool = False,
@@ -144,24 +158,53 @@ def batch(
     rpm: float | None = None,
     tpm: float | None = None,
     resume: bool = True,
-    **params: Any,
-) -> Any:  # a BatchResults for a list; a pandas Series for a Series or DataFrame
+    system: str | None = None,
+    instructions: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    max_output_tokens: int | None = None,
+    reasoning_effort: str | None = None,
+    store: bool | None = None,
+    previous_response_id: str | None = None,
+    tools: list[Any] | None = None,
+    web_search: bool | None = None,
+    extra_body: dict[str, Any] | None = None,
+    **unknown: object,
+) -> Any:  # BatchResults, a pandas Series, a BatchSummary (out=), a BatchJob (wait=False) or a CostEstimate
     """Send many prompts concurrently; return the answers in input order.
 
-    `prompts`: a list of strings, a pandas Series, or a pandas DataFrame with a `template` that names its
-    columns (`"Classify: {review}"`). For a list or a Series the template is optional and `{}` stands for
-    the value. Literal braces in a template are doubled: `{{` and `}}`.
+    `prompts`: a list of strings, a pandas Series, a pandas DataFrame with a `template` that names its
+    columns (`"Classify: {review}"`) or a `column=`, any other iterable (a generator is read lazily, as the
+    workers need items, so its prompts are never all in memory), or the path of a `.jsonl`, `.csv` or
+    `.parquet` file (Parquet needs pyarrow) whose rows are read lazily: `column="review"` takes that
+    field, or a template names the fields (a JSONL line may also be a bare string). For a list, a Series or
+    a column the template is optional and `{}` stands for the value. Literal braces in a template are
+    doubled: `{{` and `}}`.
 
-    `model`, `endpoint` ("chat" or "responses") and the request parameters (`system`, `temperature`,
-    `top_p`, `max_tokens`, `reasoning_effort`, or any other body field such as `response_format`) default
-    to `aihubmix_magic.settings`. At most `concurrency` requests are in flight at once.
+    `model`, `endpoint` ("chat" or "responses") and the request parameters (`system` / `instructions`,
+    `temperature`, `top_p`, `max_tokens` / `max_output_tokens`, `reasoning_effort`, `store`,
+    `previous_response_id`, `tools`, `web_search`) default to `aihubmix_magic.settings`. Any other body
+    field goes in `extra_body={"response_format": ...}` (as the SDK's); an unknown keyword is a TypeError
+    before anything is sent. At most `concurrency` requests are in flight at once.
 
-    Returns a `BatchResults` (a list of `Response`, with `.summary` and `.partial`) for a list, or for a
-    Series/DataFrame a pandas Series of answer texts with the same index, where an item that failed or was
-    cancelled is missing (`None`/NaN: `.isna()` finds it); its `attrs["responses"]` holds the
-    BatchResults and `attrs["summary"]` the BatchSummary. A failed item has status "failed" and `.error`.
-    An interrupt (Ctrl-C, or the kernel's stop button) keeps what finished: the other items have status
-    "cancelled" and `summary.partial` is True.
+    Returns a `BatchResults` (a list of `Response`, with `.summary` and `.partial`) for a list or an
+    iterable, or for a Series/DataFrame a pandas Series of answer texts with the same index, where an item
+    that failed or was cancelled is missing (`None`/NaN: `.isna()` finds it); its `attrs["responses"]`
+    holds the BatchResults and `attrs["summary"]` the BatchSummary. A failed item has status "failed" and
+    `.error`. An interrupt (Ctrl-C, or the kernel's stop button) keeps what finished: the other items have
+    status "cancelled" and `summary.partial` is True. If the prompts themselves raise (a generator, a bad
+    row of a file), no more items are read, what finished is kept, and `summary.input_error` says why.
+
+    `out="results.jsonl"` (or `.csv`, or `.parquet` with pyarrow): each answer is written to the file as
+    it finishes (`position` in the input, prompt `id`, `status`, `text`, `error`, `input_tokens`,
+    `output_tokens`, `cost`), no Response is kept in memory, and the call returns the `BatchSummary`.
+    Run again after an interrupt or a crash, it appends only the items the file has no answer for.
+
+    `wait=False` returns a `BatchJob` at once; the batch runs on its own thread and event loop while the
+    notebook runs other cells: `job.done()`, `job.wait(timeout)` (the results as above), `job.cancel()`,
+    `job.results` so far, `job.summary`. Its progress bar keeps updating in the cell that started it.
+    Batches running at once share the rate limiter of their base URL and model.
 
     Rate limits: a 429 (or a 503/529 "overloaded") slows the whole batch down (the server's
     `retry-after` and `x-ratelimit-*` headers are honoured, the concurrency is halved and grows back), and
@@ -187,9 +230,17 @@ def batch(
     BatchInputError before anything is sent. The calls run on a helper thread, one at a time.
     """
     from . import _session
+    from ._request import check_extra_body
     from ._settings import settings
 
-    texts, index = _prompt_texts(prompts, template)
+    params: dict[str, Any] = check_extra_body("batch()", extra_body, unknown)
+    for name, value in (("system", system), ("instructions", instructions), ("temperature", temperature),
+                        ("top_p", top_p), ("max_tokens", max_tokens), ("max_output_tokens", max_output_tokens),
+                        ("reasoning_effort", reasoning_effort), ("store", store),
+                        ("previous_response_id", previous_response_id), ("tools", tools),
+                        ("web_search", web_search)):
+        if value is not None:
+            params[name] = value
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise BatchInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}")
     for name, value in (("rpm", rpm), ("tpm", tpm)):
@@ -199,29 +250,66 @@ def batch(
     endpoint = endpoint or settings.endpoint
     if endpoint not in ENDPOINTS:
         raise BatchInputError(f"Unknown endpoint {endpoint!r}: use 'chat' or 'responses'.")
-    requests = _requests(texts, endpoint, model or settings.model, params)
-    tool_loop = _tool_options(requests, approve, max_steps)
+    source = _prompt_source(prompts, template, column)
+    sink = None
+    if out is not None:
+        if estimate:
+            raise BatchInputError("estimate=True sends nothing: it writes no out= file.")
+        from ._batchfiles import ResultFile
+
+        sink = ResultFile(out)
+    model = model or settings.model
     session = _session.current()
     client = session.client()
     response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
-    journal = session.journal() if resume and requests else None
-    run = _Run(client, requests, concurrency, response_cache, journal=journal, rpm=rpm, tpm=tpm,
-               patience=settings.rate_limit_patience)
+    run: _Run
+    if source.texts is not None and sink is None:  # in memory: as many Requests as prompts
+        requests = _requests(source.texts, endpoint, model, params)
+        tool_loop = _tool_options(requests, approve, max_steps)
+        journal = session.journal() if resume and requests else None
+        run = _Run(client, requests, concurrency, response_cache, journal=journal, rpm=rpm, tpm=tpm,
+                   patience=settings.rate_limit_patience)
+        first = requests[0] if requests else None
+        total: int | None = len(requests)
+    else:  # read as the workers need items; answers to `sink` (or kept, for a generator)
+        first, items = source.first_request(lambda text: _request(text, endpoint, model, params))
+        tool_loop = _tool_options([first] if first is not None else [], approve, max_steps)
+        if estimate:  # an estimate reads every prompt once (it sends nothing)
+            if first is None:
+                return _cost.estimate_batch([], endpoint, model=None)
+            from ._protocol import request_body
+
+            return _cost.estimate_batch([request_body(first.with_prompt(text)) for _, text in items], endpoint,
+                                        model=first.model)
+        journal = session.journal() if resume and first is not None else None
+        total = source.total
+        run = _StreamRun(client, first, items, total, concurrency, response_cache, journal=journal, rpm=rpm,
+                         tpm=tpm, patience=settings.rate_limit_patience, sink=sink)
     if estimate:  # the items the cache or an earlier run answered cost nothing more
         answered = run._from_cache() + run._from_journal()
         todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
-        return _cost.estimate_batch(todo, endpoint, model=requests[0].model if requests else None,
+        return _cost.estimate_batch(todo, endpoint, model=first.model if first is not None else None,
                                     answered=answered)
     _cost.check_budget()  # BudgetExceededError before anything is sent
     client._headers()  # MissingKeyError now, before anything is sent
-    if requests:  # the catalog's notes on the model (a budget without its price, no vision…), as a cell shows them
+    if first is not None:  # the catalog's notes on the model (a budget without its price, no vision…), as a cell shows them
         from ._catalog import request_warnings_for
         from ._live import show_notes
 
-        show_notes(request_warnings_for(requests[0]))  # every item has the model and options of the first
+        show_notes(request_warnings_for(first))  # every item has the model and options of the first
     run.tool_loop = tool_loop
-    results = run.execute(progress_view(progress, len(requests)) if requests else None)
-    if index is None:
+    view = progress_view(progress, total) if first is not None else None
+    index = source.index if sink is None else None
+    if not wait:
+        job = BatchJob(run, view, index)
+        job.start()
+        return job
+    return _finish(run.execute(view), index)
+
+
+def _finish(results: Any, index: Any) -> Any:
+    """What batch() returns for a run's results: as they are, or a pandas Series on `index`."""
+    if index is None or not isinstance(results, BatchResults):
         return results
     import pandas as pd
 
@@ -232,11 +320,127 @@ def batch(
 
 
 # -- input ---------------------------------------------------------------------------------------------
-def _prompt_texts(prompts: Any, template: str | None) -> tuple[list[str], Any]:
-    """The prompts as strings, and the pandas index to give the answers (None for a list)."""
+class _Source:
+    """The prompts of a batch: `texts` (a list, with `index` for pandas) when they are all in memory, or
+    `rows` read lazily (a generator, a file) with `total` when known."""
+
+    def __init__(self, *, texts: list[str] | None = None, index: Any = None, rows: Iterator[Any] | None = None,
+                 total: int | None = None, template: str | None = None, column: str | None = None,
+                 named: bool = False) -> None:
+        self.texts = texts
+        self.index = index
+        self.rows = rows
+        self.total = total
+        self.template = template
+        self.column = column
+        self.named = named  # rows are dicts (a file's): the template names their fields
+
+    def iter_texts(self) -> Iterator[str]:
+        """The prompts as strings, checked one by one (BatchInputError for a bad one)."""
+        if self.texts is not None:
+            yield from self.texts
+            return
+        assert self.rows is not None
+        template, column = self.template, self.column
+        for number, row in enumerate(self.rows):
+            if self.named:
+                if column is not None:
+                    if column not in row:
+                        raise BatchInputError(f"Row {number} has no field {column!r} (fields: "
+                                              f"{', '.join(map(str, row))}).")
+                    value: Any = row[column]
+                    text = _fill(template, None, value, number) if template is not None else value
+                elif template is not None:
+                    text = _fill(template, row, None, number)
+                elif len(row) == 1:
+                    text = next(iter(row.values()))
+                else:
+                    raise BatchInputError(f"The rows have several fields ({', '.join(map(str, row))}): pass "
+                                          "column=\"...\" or a template naming them.")
+            else:
+                text = _fill(template, None, row, number) if template is not None else row
+            if not isinstance(text, str):
+                raise BatchInputError(f"Item {number} is a {type(text).__name__}, not a string: pass "
+                                      "template=\"... {} ...\" to put each value into a prompt.")
+            if not text.strip():
+                raise BatchInputError(f"Item {number} is an empty prompt.")
+            yield text
+
+    def first_request(self, build: Any) -> tuple[Request | None, Iterator[tuple[int, str]]]:
+        """The first prompt's Request, built and checked in full before anything is sent (None when there
+        are no prompts), and the numbered prompts, the first included."""
+        texts = enumerate(self.iter_texts())
+        try:
+            head = next(texts)
+        except StopIteration:
+            return None, iter(())
+        first = build(head[1])
+
+        def numbered() -> Iterator[tuple[int, str]]:
+            yield head
+            yield from texts
+
+        return first, numbered()
+
+
+def _prompt_source(prompts: Any, template: str | None, column: str | None) -> _Source:
+    """What batch() was given as prompts, checked as far as it can be without reading a lazy source."""
     pd = sys.modules.get("pandas")
     if template is not None and (not isinstance(template, str) or not template.strip()):
         raise BatchInputError("The template is empty: write the prompt, with {} (or {column}) where each value goes.")
+    if column is not None and not isinstance(column, str):
+        raise BatchInputError(f"column must be a column name (a string), not {type(column).__name__}.")
+    if isinstance(prompts, os.PathLike) or (isinstance(prompts, str) and _looks_like_path(prompts)):
+        return _file_source(Path(prompts).expanduser(), template, column)
+    if pd is not None and isinstance(prompts, pd.DataFrame) and column is not None:
+        if column not in prompts.columns:
+            raise BatchInputError(f"The DataFrame has no column {column!r} (columns: "
+                                  f"{', '.join(map(str, prompts.columns))}).")
+        prompts = prompts[column]
+    elif column is not None:
+        raise BatchInputError("column= goes with a DataFrame or a prompts file (.jsonl, .csv, .parquet).")
+    if isinstance(prompts, (list, tuple)) or (pd is not None and isinstance(prompts, (pd.DataFrame, pd.Series))):
+        texts, index = _prompt_texts(prompts, template)
+        return _Source(texts=texts, index=index)
+    if isinstance(prompts, (str, bytes)):
+        raise BatchInputError("batch() takes a list of prompts, not one string: use [prompt] or %%aihubmix "
+                              "(or the path of a .jsonl, .csv or .parquet file).")
+    if isinstance(prompts, dict) or not isinstance(prompts, Iterable):
+        raise BatchInputError(
+            f"batch() takes a list of prompts, a pandas Series or a DataFrame, an iterable or a file path, not "
+            f"{type(prompts).__name__}."
+        )
+    total = len(prompts) if isinstance(prompts, Sized) else None
+    return _Source(rows=iter(prompts), total=total, template=template)
+
+
+def _looks_like_path(text: str) -> bool:
+    from ._batchfiles import file_kind
+
+    return "\n" not in text and file_kind(text) is not None
+
+
+def _file_source(path: Path, template: str | None, column: str | None) -> _Source:
+    from ._batchfiles import columns_of, count_rows, file_kind, read_rows
+
+    kind = file_kind(path)
+    if kind is None:
+        raise BatchInputError(f"{str(path)!r}: batch() reads prompts from a .jsonl, .csv or .parquet file.")
+    if not path.is_file():
+        raise BatchInputError(f"No prompts file {str(path)!r}.")
+    columns = columns_of(path, kind)
+    if columns and column is not None and column not in columns:
+        raise BatchInputError(f"{path.name} has no column {column!r} (columns: {', '.join(columns)}).")
+    if columns and column is None and template is None and len(columns) > 1:
+        raise BatchInputError(f"{path.name} has several columns ({', '.join(columns)}): pass column=\"...\" or a "
+                              "template naming them.")
+    return _Source(rows=read_rows(path, kind), total=count_rows(path, kind), template=template, column=column,
+                   named=True)
+
+
+def _prompt_texts(prompts: Any, template: str | None) -> tuple[list[str], Any]:
+    """The prompts as strings, and the pandas index to give the answers (None for a list)."""
+    pd = sys.modules.get("pandas")
     if pd is not None and isinstance(prompts, pd.DataFrame):
         if template is None:
             raise BatchInputError(
@@ -375,9 +579,14 @@ class _Run:
         self._closed = False
         self.gate = _cost.BudgetGate(requests[0].endpoint if requests else "chat")  # may an item still be sent?
         self.tool_loop: dict[str, Any] | None = None  # approve and max_steps, when the items run tools
+        self.cancelled = False  # a job's cancel()
+        self._counts = (0, 0)  # (cached, resumed), once known
 
-    def execute(self, view: Any) -> BatchResults:
+    def execute(self, view: Any, *, background: bool = False) -> BatchResults:
+        """Run the batch and return its results; `background`: on a job's thread (the view's summary is
+        shown in the view itself, not displayed in whatever cell runs then)."""
         cached = self._from_cache()
+        self._counts = (cached, len(self._resumed))
         resumed = self._from_journal()
         todo = [number for number, result in enumerate(self.results) if result is None]
         partial = False
@@ -411,10 +620,34 @@ class _Run:
                 self._journal_failed(exc)
         if view is not None:
             self.progress.note = None
-            view.finish(self.progress, str(summary))
+            view.finish(self.progress, str(summary), show=not background)
         results = BatchResults(response for response in self.results if response is not None)  # all filled now
         results.summary = summary
         return results
+
+    def cancel(self) -> None:
+        """From any thread: stop sending; what finished is kept (a job's `cancel()`)."""
+        self.cancelled = True
+        self._cancel()
+
+    def results_so_far(self) -> Any:
+        """The answers finished so far, in input order (a job's `results` while it runs)."""
+        results = BatchResults(response for response in list(self.results) if response is not None)
+        results.summary = self.summary_so_far()
+        return results
+
+    def summary_so_far(self, *, partial: bool = True, final: bool = False) -> BatchSummary:
+        """How the batch goes so far (a job's `summary` while it runs)."""
+        done = [r for r in list(self.results) if r is not None]
+        statuses = [r.status for r in done]
+        cached, resumed = self._counts
+        spent = [r.usage for r in done if r.usage is not None and not r.cached]
+        return BatchSummary(total=len(self.results), ok=sum(s in OK_STATUSES for s in statuses),
+                            failed=statuses.count("failed"), cancelled=0, cached=cached,
+                            input_tokens=sum(u.input_tokens for u in spent),
+                            output_tokens=sum(u.output_tokens for u in spent), retries=self.retries,
+                            elapsed=time.perf_counter() - self.progress.started, partial=True,
+                            rate_limited=self.rate_limited, resumed=resumed)
 
     def _from_cache(self) -> int:
         """Fill the items the response cache has answered; returns how many."""
@@ -490,7 +723,7 @@ class _Run:
             output_tokens=sum(u.output_tokens for u in spent),
             retries=self.retries,
             elapsed=now - self.progress.started,
-            partial=partial or "cancelled" in statuses,
+            partial=partial or self.cancelled or "cancelled" in statuses,
             cost=_cost.total_cost(self.results),
             budget_reached=self.gate.stopped,
             rate_limited=self.rate_limited,
@@ -562,12 +795,17 @@ class _Run:
                 self._loop.call_soon_threadsafe(self._task.cancel)
 
     async def _main(self, todo: list[int]) -> None:
-        from ._async import AsyncDriver, Gate
+        from ._async import Gate
 
         workers_count = min(self.concurrency, len(todo))
-        self.limiter = Limiter(workers_count, rpm=self.rpm, tpm=self.tpm, patience=self.patience,
-                               now=time.monotonic())
-        async with AsyncDriver(self.client, gate=Gate(self.limiter)) as sender:
+        with _shared_limiter(self.client.base_url, self.requests[0].model, workers_count, rpm=self.rpm, tpm=self.tpm,
+                             patience=self.patience) as self.limiter:
+            await self._send_all(todo, workers_count, Gate(self.limiter, shared=True))
+
+    async def _send_all(self, todo: list[int], workers_count: int, gate: Any) -> None:
+        from ._async import AsyncDriver
+
+        async with AsyncDriver(self.client, gate=gate) as sender:
             driver: Any = sender
             if self.tool_loop is not None:
                 from ._toolloop import ToolDriver
@@ -601,6 +839,403 @@ class _Run:
                 if response.status in OK_STATUSES:
                     self._finished.append((number, response))
             self.rate_limited = sender.throttled
+
+
+# -- a batch read lazily, or written to a file ----------------------------------------------------------
+class _StreamRun(_Run):
+    """A batch over prompts read as the workers need them (a generator, a file), or whose answers go to an
+    `out=` file: at most a chunk of prompts, the queue and the requests in flight are in memory at once.
+
+    The event loop's thread reads the prompts a chunk at a time, answers what the out file, the cache or
+    the journal already has, and queues the rest for the workers; the calling (or job) thread journals
+    the answers, writes them to the file (or keeps them, without a file) and paints, as for a list."""
+
+    def __init__(self, client: Client, first: Request, items: Iterator[tuple[int, str]], total: int | None,
+                 concurrency: int, cache: ResponseCache | None, *, journal: Journal | None,
+                 rpm: float | None, tpm: float | None, patience: float, sink: ResultFile | None) -> None:
+        super().__init__(client, [], concurrency, cache, journal=journal, rpm=rpm, tpm=tpm, patience=patience)
+        self.first = first
+        self.items = items
+        self.sink = sink
+        self.progress = Progress(total=total, started=time.perf_counter())
+        self.gate = _cost.BudgetGate(first.endpoint)
+        self.kept: dict[int, Response] = {}  # without a file: the answers, by input position
+        self.pending: dict[int, tuple[Request, dict[str, Any]]] = {}  # read, not finished yet
+        self.seen = 0  # prompts read
+        self.input_error: str | None = None
+        self.ok = self.failed = self.cached = self.resumed = self.input_tokens = self.output_tokens = 0
+        self.skipped = 0  # answered in the out file by an earlier run: neither sent nor written again
+        self.cost: float | None = None
+        self._infos: dict = {}  # catalog entries, looked up once per model
+        self._chunk = max(256, 2 * concurrency)
+
+    # -- the event loop's thread -------------------------------------------------------------------------
+    async def _main(self, todo: list[int]) -> None:
+        from ._async import Gate
+
+        with _shared_limiter(self.client.base_url, self.first.model, self.concurrency, rpm=self.rpm, tpm=self.tpm,
+                             patience=self.patience) as self.limiter:
+            await self._stream_all(Gate(self.limiter, shared=True))
+
+    async def _stream_all(self, gate: Any) -> None:
+        from ._async import AsyncDriver
+
+        async with AsyncDriver(self.client, gate=gate) as sender:
+            driver: Any = sender
+            if self.tool_loop is not None:
+                from ._toolloop import ToolDriver
+
+                driver = ToolDriver(sender, scrub=self.client._redactor().mask, **self.tool_loop)
+            queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * self.concurrency)
+            workers = [asyncio.ensure_future(self._stream_worker(driver, sender, sender.lane(), queue))
+                       for _ in range(self.concurrency)]
+            try:
+                await self._feed(queue)
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                self.retries = sender.retries
+                self.rate_limited = sender.throttled
+
+    def _read_chunk(self) -> tuple[list[tuple[int, Request]], bool]:
+        """The next prompts as Requests, and whether the source is exhausted (or raised)."""
+        chunk: list[tuple[int, Request]] = []
+        try:
+            for position, text in self.items:
+                chunk.append((position, self.first.with_prompt(text)))
+                if len(chunk) >= self._chunk:
+                    return chunk, False
+        except Exception as exc:  # noqa: BLE001  the user's generator or file: reported, what was read is sent
+            self.input_error = f"{type(exc).__name__}: {exc}"
+        return chunk, True
+
+    async def _feed(self, queue: asyncio.Queue[Any]) -> None:
+        from ._batchfiles import row_mark
+        from ._cache import request_key
+        from ._journal import batch_id
+        from ._protocol import request_body, response_from_json
+
+        base_url = self.client.base_url
+        endpoint = self.first.endpoint
+        need_keys = self.journal is not None or self.sink is not None
+        answered = self.sink.answered if self.sink is not None else set()
+        while not self.gate.stopped and not self.cancelled:
+            chunk, exhausted = self._read_chunk()
+            bodies = [request_body(request) for _, request in chunk]
+            keys = [request_key(endpoint, base_url, body) for body in bodies] if need_keys else [""] * len(chunk)
+            if need_keys and not self._batch_id and keys:  # the batch's journal tag: its first prompts, its file
+                self._batch_id = batch_id([*keys, str(self.sink.path.resolve()) if self.sink is not None else ""])
+            self.seen += len(chunk)
+            todo = []
+            for number, (position, _) in enumerate(chunk):
+                if answered and row_mark(position, keys[number][:16]) in answered:
+                    with self._lock:  # the out file has its answer: nothing to send, nothing to write
+                        self.progress.done += 1
+                        self.skipped += 1
+                else:
+                    todo.append(number)
+            if self.cache is not None and todo:
+                hits = self.cache.get_many(endpoint, base_url, [bodies[n] for n in todo], [chunk[n][1] for n in todo])
+                for number, hit in zip(list(todo), hits, strict=True):
+                    if hit is not None:
+                        todo.remove(number)
+                        self._deliver(chunk[number][0], hit, keys[number], "cache")
+            if self.journal is not None and todo:
+                try:
+                    found = self.journal.lookup([keys[n] for n in todo])
+                except (sqlite3.Error, OSError) as exc:
+                    self._journal_failed(exc)
+                    found = {}
+                for number in list(todo):
+                    raw = found.get(keys[number])
+                    if raw is not None:
+                        response = response_from_json(chunk[number][1], bodies[number], raw, endpoint=endpoint,
+                                                      cached=True)
+                        response.cached = False  # from this batch's own earlier run, not from the response cache
+                        todo.remove(number)
+                        self._deliver(chunk[number][0], response, keys[number], "journal")
+            for number in todo:
+                position, request = chunk[number]
+                self.pending[position] = (request, bodies[number])
+                await queue.put((position, request, bodies[number], keys[number]))
+            if exhausted:
+                return
+
+    async def _stream_worker(self, driver: Any, sender: AsyncDriver, lane: Lane | _HttpxLane,
+                             queue: asyncio.Queue[Any]) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            position, request, body, key = item
+            reservation = None if self.gate.stopped else self.gate.start(body)
+            if reservation is None:  # the session budget ran out: the item stays unsent ("cancelled")
+                continue
+            response = await driver.send(request, body, lane)
+            self.gate.finish(reservation, response)  # counts its cost in the session's spend
+            self._deliver(position, response, key, "sent")
+            self.rate_limited = sender.throttled
+
+    def _deliver(self, position: int, response: Response, key: str, origin: str) -> None:
+        with self._lock:
+            self.pending.pop(position, None)
+            self._count(response, spent=origin == "sent")
+            self._finished.append((position, response, key, origin))  # type: ignore[arg-type]
+
+    # -- the calling (or job) thread -------------------------------------------------------------------
+    def _store_finished(self) -> None:
+        with self._lock:
+            finished: list[Any] = self._finished  # type: ignore[assignment]
+            self._finished = []
+        if not finished:
+            return
+        sent = [(response, key) for _, response, key, origin in finished if origin == "sent"]
+        if self.journal is not None:
+            rows = [(key, self._batch_id, response.endpoint, raw) for response, key in sent
+                    if response.status in OK_STATUSES and (raw := response.raw_json()) is not None]
+            try:
+                self.journal.record(rows)
+            except (sqlite3.Error, OSError) as exc:
+                self._journal_failed(exc)
+        if self.cache is not None:
+            self.cache.put_many([response for response, _ in sent if response.status == "completed"],
+                                self.client.base_url)
+        lines = []
+        for position, response, key, origin in finished:
+            ok = response.status in OK_STATUSES
+            self.ok += ok
+            self.failed += response.status == "failed"
+            self.cached += origin == "cache"
+            self.resumed += origin == "journal"
+            usage = response.usage
+            if origin == "sent" and usage is not None:
+                self.input_tokens += usage.input_tokens
+                self.output_tokens += usage.output_tokens
+            cost = _cost.response_cost(response, _cost.PROMPT_WAIT if not self._infos else 0.0, self._infos)
+            if cost is not None:
+                self.cost = (self.cost or 0.0) + cost
+            if self.sink is None:
+                self.kept[position] = response
+                continue
+            error = response.error
+            lines.append({"position": position, "id": key[:16], "status": response.status,
+                          "text": response.text if ok else None,
+                          "error": f"{type(error).__name__}: {error}" if error is not None else None,
+                          "input_tokens": usage.input_tokens if usage is not None else None,
+                          "output_tokens": usage.output_tokens if usage is not None else None, "cost": cost})
+        if self.sink is not None:
+            self.sink.write(lines)
+
+    def execute(self, view: Any, *, background: bool = False) -> Any:
+        partial = False
+        live = Live()
+
+        def paint(done: bool) -> float:
+            self._store_finished()
+            if view is not None:
+                limiter = self.limiter
+                self.progress.note = limiter.status(time.monotonic()) if limiter is not None and not done else None
+                self.progress.rate_limited = self.rate_limited
+                view.update(self.progress)
+            return time.perf_counter() + _POLL
+
+        if view is not None:
+            view.update(self.progress)
+        try:
+            live.run([lambda: self._thread_main([])], paint=paint, cancel=self._cancel, name="aihubmix-batch",
+                     join_timeout=None, idle=_POLL)
+        except KeyboardInterrupt:
+            partial = True
+        try:
+            self._store_finished()
+        finally:
+            if self.sink is not None:
+                self.sink.close()
+        if live.errors and live.errors[0] is not None:  # a bug of ours, from the event loop's thread
+            raise live.errors[0]
+        summary = self.summary_so_far(partial=partial, final=True)
+        if self.journal is not None and summary.ok == summary.total and not summary.partial:
+            try:  # complete: the journal forgets it
+                self.journal.drop([], batch=self._batch_id)
+            except (sqlite3.Error, OSError) as exc:
+                self._journal_failed(exc)
+        if view is not None:
+            self.progress.note = None
+            if self.progress.total is None or self.progress.total < summary.total:
+                self.progress.total = summary.total
+            view.finish(self.progress, str(summary), show=not background)
+        if self.sink is not None:
+            return summary
+        for position, (request, body) in self.pending.items():  # read, never answered
+            response = Response(endpoint=request.endpoint, request=body, spec=request)
+            response.status = "cancelled"
+            response.elapsed = 0.0
+            self.kept[position] = response
+        results = BatchResults(self.kept[position] for position in sorted(self.kept))
+        results.summary = summary
+        return results
+
+    def results_so_far(self) -> Any:
+        if self.sink is not None:
+            return self.summary_so_far()
+        with self._lock:
+            kept = dict(self.kept)
+        results = BatchResults(kept[position] for position in sorted(kept))
+        results.summary = self.summary_so_far()
+        return results
+
+    def summary_so_far(self, *, partial: bool = True, final: bool = False) -> BatchSummary:
+        cancelled = len(self.pending) if final else 0
+        ok = self.ok + self.skipped
+        return BatchSummary(
+            total=self.seen if final else ok + self.failed, ok=ok, failed=self.failed, cancelled=cancelled, cached=self.cached, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, retries=self.retries,
+            elapsed=time.perf_counter() - self.progress.started,
+            partial=partial or self.cancelled or cancelled > 0 or self.input_error is not None,
+            cost=self.cost, budget_reached=self.gate.stopped, rate_limited=self.rate_limited,
+            resumed=self.resumed + self.skipped, input_error=self.input_error,
+            out=str(self.sink.path) if self.sink is not None else None)
+
+
+# -- in the background -----------------------------------------------------------------------------------
+_jobs: weakref.WeakSet[BatchJob] = weakref.WeakSet()  # running jobs, cancelled at interpreter exit
+_atexit_registered = False
+
+
+class BatchJob:
+    """A batch running in the background: `batch(..., wait=False)` or `%%aihubmix --over EXPR --background`.
+
+    It runs on its own thread with its own event loop (never the kernel's), so the notebook runs other
+    cells meanwhile, and an interrupt of another cell does not touch it. Its progress bar keeps updating
+    in the cell that started it.
+
+    - `done()`: whether it has finished (completed, cancelled or failed).
+    - `wait(timeout=None)`: block until it finishes and return what `batch()` returns (results, a Series,
+      or with `out=` the summary); TimeoutError if it is still running after `timeout` seconds (it goes on).
+    - `cancel()`: stop sending; what finished is kept (and journaled: the same call resumes it).
+    - `results`: the answers finished so far (in input order), `summary`: how it goes so far.
+    The journal works as for a batch in the foreground: after a kernel restart the same call resumes.
+    """
+
+    def __init__(self, run: _Run, view: Any, index: Any) -> None:
+        self._run = run
+        self._view = view
+        self._index = index
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="aihubmix-batch-job", daemon=True)
+
+    def start(self) -> None:
+        global _atexit_registered
+        if not _atexit_registered:
+            import atexit
+
+            atexit.register(_cancel_jobs)
+            _atexit_registered = True
+        _jobs.add(self)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._result = _finish(self._run.execute(self._view, background=True), self._index)
+        except BaseException as exc:  # noqa: BLE001  kept, and raised by wait()
+            self._error = exc
+        finally:
+            self._finished.set()
+            _jobs.discard(self)
+
+    def done(self) -> bool:
+        """Whether the batch has finished (every item answered or failed, cancelled, or stopped by an error)."""
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The results, as `batch()` returns them, once the batch has finished; TimeoutError after `timeout`
+        seconds if it has not (it keeps running)."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"The batch is still running ({self._run.progress.line()}); it goes on: "
+                               "wait again, or job.cancel().")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop sending; the items that finished are kept (and journaled), the others are "cancelled"."""
+        if not self._finished.is_set():
+            self._run.cancel()
+
+    @property
+    def results(self) -> Any:
+        """The answers so far (what `wait()` returns, once done)."""
+        if self._finished.is_set() and self._error is None:
+            return self._result
+        return self._run.results_so_far()
+
+    @property
+    def summary(self) -> BatchSummary:
+        """How the batch went (or goes, while it runs)."""
+        result = self._result if self._finished.is_set() else None
+        if isinstance(result, BatchSummary):
+            return result
+        if result is not None:
+            return result.attrs["summary"] if hasattr(result, "attrs") else result.summary
+        return self._run.summary_so_far()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "cancelling" if self._run.cancelled else "running"
+        return f"<BatchJob {state}: {self._run.progress.line()}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def _cancel_jobs() -> None:
+    """At interpreter exit (a kernel shutting down): cancel the running jobs and let them journal what
+    finished (a few seconds at most)."""
+    jobs = list(_jobs)
+    for job in jobs:
+        job.cancel()
+    deadline = time.monotonic() + 5.0
+    for job in jobs:
+        job._finished.wait(max(0.0, deadline - time.monotonic()))
+
+
+# -- batches at once ------------------------------------------------------------------------------------
+_limiters: dict[tuple[str, str], tuple[Limiter, int]] = {}  # (base URL, model) -> the limiter, its batches
+_limiters_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _shared_limiter(base_url: str, model: str, concurrency: int, *, rpm: float | None, tpm: float | None,
+                    patience: float) -> Iterator[Limiter]:
+    """The rate limiter of `base_url` and `model`: one for every batch running on them at once (a job and a
+    foreground batch, or several jobs), so a 429 slows them all and `rpm` holds for all together; their
+    concurrencies add up."""
+    key = (base_url.rstrip("/"), model)
+    with _limiters_lock:
+        entry = _limiters.get(key)
+        if entry is None:
+            limiter, users = Limiter(concurrency, rpm=rpm, tpm=tpm, patience=patience, now=time.monotonic()), 0
+        else:
+            limiter, users = entry
+            with limiter.lock:
+                limiter.join(concurrency, rpm=rpm, tpm=tpm)
+        _limiters[key] = (limiter, users + 1)
+    try:
+        yield limiter
+    finally:
+        with _limiters_lock:
+            limiter, users = _limiters[key]
+            if users <= 1:
+                del _limiters[key]
+            else:
+                _limiters[key] = (limiter, users - 1)
+                with limiter.lock:
+                    limiter.leave(concurrency)
 
 
 # -- for %%aihubmix --over -------------------------------------------------------------------------------

@@ -23,13 +23,29 @@ from ._types import content_text
 if TYPE_CHECKING:
     from ._settings import Settings
 
-__all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REASONING_EFFORTS", "Request"]
+__all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REASONING_EFFORTS", "Request",
+           "check_extra_body"]
 
 # the settings a Request takes its defaults from
 SETTING_FIELDS = ("model", "endpoint", "system", "temperature", "top_p", "max_tokens", "reasoning_effort", "stream")
 
 Message = dict[str, Any]
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+def check_extra_body(caller: str, extra_body: Any, unknown: Mapping[str, object]) -> dict[str, Any]:
+    """The body fields given as `extra_body={...}`, as a new dict. A keyword the caller does not know is a
+    TypeError that names it (the SDK's `extra_body` is the one way to send any other field): it is never
+    sent silently as a body field."""
+    if unknown:
+        name = next(iter(unknown))
+        raise TypeError(f"{caller} got an unexpected keyword argument {name!r}: a request body field goes in "
+                        f"extra_body={{{name!r}: ...}}.")
+    if extra_body is None:
+        return {}
+    if not isinstance(extra_body, Mapping) or not all(isinstance(key, str) for key in extra_body):
+        raise TypeError(f"{caller}: extra_body must be a dict of body fields, not {type(extra_body).__name__}.")
+    return dict(extra_body)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a batch holds one per item
