@@ -155,8 +155,9 @@ class ResultFile:
         for row in self._existing_rows():
             self.rows_before += 1
             try:
-                if row.get("status") in OK_STATUSES:
-                    self.answered.add(row_mark(int(row["position"]), str(row["id"])))
+                mark = row_mark(int(row["position"]), str(row["id"]))
+                if row["status"] in OK_STATUSES:
+                    self.answered.add(mark)
             except (KeyError, TypeError, ValueError):
                 raise BatchInputError(f"out={str(self.path)!r} exists and is not a batch's result file "
                                       f"(its rows need {', '.join(RESULT_FIELDS)}): choose another name.") from None
