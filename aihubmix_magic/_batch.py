@@ -282,9 +282,12 @@ def batch(
             return _cost.estimate_batch([request_body(first.with_prompt(text)) for _, text in items], endpoint,
                                         model=first.model)
         journal = session.journal() if resume and first is not None else None
-        total = source.total
-        run = _StreamRun(client, first, items, total, concurrency, response_cache, journal=journal, rpm=rpm,
-                         tpm=tpm, patience=settings.rate_limit_patience, sink=sink)
+        total = source.total if first is not None else 0
+        if first is None:  # no prompts at all
+            run = _Run(client, [], concurrency, None, patience=settings.rate_limit_patience)
+        else:
+            run = _StreamRun(client, first, items, total, concurrency, response_cache, journal=journal, rpm=rpm,
+                             tpm=tpm, patience=settings.rate_limit_patience, sink=sink)
     if estimate:  # the items the cache or an earlier run answered cost nothing more
         answered = run._from_cache() + run._from_journal()
         todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
@@ -304,7 +307,12 @@ def batch(
         job = BatchJob(run, view, index)
         job.start()
         return job
-    return _finish(run.execute(view), index)
+    results = run.execute(view)
+    if sink is not None and isinstance(results, BatchResults):  # no prompts: nothing was written
+        import dataclasses
+
+        return dataclasses.replace(results.summary, out=str(sink.path))
+    return _finish(results, index)
 
 
 def _finish(results: Any, index: Any) -> Any:
@@ -572,7 +580,7 @@ class _Run:
         self._resumed_keys: list[str] = []  # journal entries this run answered from (maybe another batch's)
         self._batch_id = ""
         self._resumed: set[int] = set()  # items answered by an earlier run (from the journal)
-        self._finished: list[tuple[int, Response]] = []  # answered since the calling thread last looked
+        self._finished: list[Any] = []  # (number, Response, …) answered since the calling thread last looked
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -984,13 +992,12 @@ class _StreamRun(_Run):
         with self._lock:
             self.pending.pop(position, None)
             self._count(response, spent=origin == "sent")
-            self._finished.append((position, response, key, origin))  # type: ignore[arg-type]
+            self._finished.append((position, response, key, origin))
 
     # -- the calling (or job) thread -------------------------------------------------------------------
     def _store_finished(self) -> None:
         with self._lock:
-            finished: list[Any] = self._finished  # type: ignore[assignment]
-            self._finished = []
+            finished, self._finished = self._finished, []
         if not finished:
             return
         sent = [(response, key) for _, response, key, origin in finished if origin == "sent"]

@@ -95,6 +95,10 @@ def _prompt_options(func):
                  help="with --over: show the projected cost (from the model catalog's prices) and send nothing"),
         argument("--rpm", type=float, metavar="N", help="with --over: send at most N requests a minute"),
         argument("--tpm", type=float, metavar="N", help="with --over: send at most about N tokens a minute"),
+        argument("--background", action="store_true",
+                 help="with --over: run the batch in the background and return at once: the job (a BatchJob: "
+                 "done(), wait(), cancel(), results, summary) goes to -o VAR or is the cell's result, and its "
+                 "progress bar keeps updating here while other cells run"),
         argument("--no-resume", action="store_true",
                  help="with --over: no journal (by default the answers are journaled as they arrive, and the "
                  "same cell run again after an interrupt or a crash sends only the items not yet answered)"),
@@ -178,6 +182,7 @@ class AihubmixMagics(Magics, SettingTraits):
             raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
         batch_only = [flag for flag, given in (("--concurrency", args.concurrency is not None), ("--rpm", args.rpm is not None),
                                                ("--tpm", args.tpm is not None), ("--no-resume", args.no_resume),
+                                               ("--background", args.background),
                                                ("--estimate", args.estimate)) if given]
         if batch_only and args.over is None:
             raise UsageError(f"{', '.join(batch_only)} goes with --over EXPR (a batch); a single cell sends one request.")
@@ -354,7 +359,7 @@ class AihubmixMagics(Magics, SettingTraits):
         show_notes(notes)
         return notes
 
-    def _over(self, args: argparse.Namespace, base: Request) -> None:
+    def _over(self, args: argparse.Namespace, base: Request) -> Any:
         """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
         from ._batch import batch, check_template, results_table
         from ._exceptions import BatchInputError
@@ -382,6 +387,7 @@ class AihubmixMagics(Magics, SettingTraits):
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
                             cache=True if args.cache else None, estimate=args.estimate, rpm=args.rpm,
                             tpm=args.tpm, resume=not args.no_resume, web_search=base.web_search or None,
+                            wait=not args.background,
                             **({"tools": list(base.tools), "approve": True, "max_steps": args.max_steps}
                                if base.tools else {}))
         except BatchInputError as exc:
@@ -390,6 +396,8 @@ class AihubmixMagics(Magics, SettingTraits):
             self._shell.user_ns[args.out] = results
         from IPython.display import display
 
+        if args.background and not args.estimate:  # a BatchJob: its progress bar is above, it goes on
+            return None if args.out else results
         if args.estimate:  # a CostEstimate: nothing was sent
             display({"text/markdown": results._repr_markdown_(), "text/plain": str(results)}, raw=True)
             return None
