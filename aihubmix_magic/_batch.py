@@ -263,7 +263,7 @@ def batch(
     client = session.client()
     response_cache = session.response_cache(force=bool(cache)) if cache is not False else None
     run: _Run
-    if source.texts is not None and sink is None:  # in memory: as many Requests as prompts
+    if source.texts is not None and sink is None and wait:  # in memory: as many Requests as prompts
         requests = _requests(source.texts, endpoint, model, params)
         tool_loop = _tool_options(requests, approve, max_steps)
         journal = session.journal() if resume and requests else None
@@ -271,7 +271,7 @@ def batch(
                    patience=settings.rate_limit_patience)
         first = requests[0] if requests else None
         total: int | None = len(requests)
-    else:  # read as the workers need items; answers to `sink` (or kept, for a generator)
+    else:  # read as the workers need items (a job's too: it returns at once); answers to `sink`, or kept
         first, items = source.first_request(lambda text: _request(text, endpoint, model, params))
         tool_loop = _tool_options([first] if first is not None else [], approve, max_steps)
         if estimate:  # an estimate reads every prompt once (it sends nothing)
@@ -288,6 +288,7 @@ def batch(
         else:
             run = _StreamRun(client, first, items, total, concurrency, response_cache, journal=journal, rpm=rpm,
                              tpm=tpm, patience=settings.rate_limit_patience, sink=sink)
+        run.finite = source.texts is not None
     if estimate:  # the items the cache or an earlier run answered cost nothing more
         answered = run._from_cache() + run._from_journal()
         todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
@@ -635,7 +636,8 @@ class _Run:
 
     def cancel(self) -> None:
         """From any thread: stop sending; what finished is kept (a job's `cancel()`)."""
-        self.cancelled = True
+        with self._lock:
+            self.cancelled = True
         self._cancel()
 
     def results_so_far(self) -> Any:
@@ -785,6 +787,8 @@ class _Run:
             with self._lock:
                 self._loop = loop
                 self._task = loop.create_task(self._main(todo))
+                if self.cancelled:  # a job cancelled before its loop started
+                    self._task.cancel()
             loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass
@@ -876,6 +880,8 @@ class _StreamRun(_Run):
         self.cost: float | None = None
         self._infos: dict = {}  # catalog entries, looked up once per model
         self._chunk = max(256, 2 * concurrency)
+        self.finite = False  # the prompts are a list in memory: those never read count as cancelled
+        self.unread = 0  # with a file: prompts of such a list never read
 
     # -- the event loop's thread -------------------------------------------------------------------------
     async def _main(self, todo: list[int]) -> None:
@@ -966,9 +972,12 @@ class _StreamRun(_Run):
                         response.cached = False  # from this batch's own earlier run, not from the response cache
                         todo.remove(number)
                         self._deliver(chunk[number][0], response, keys[number], "journal")
+            with self._lock:  # pending until answered: the whole chunk, so a cancel counts every one read
+                for number in todo:
+                    position, request = chunk[number]
+                    self.pending[position] = (request, bodies[number])
             for number in todo:
                 position, request = chunk[number]
-                self.pending[position] = (request, bodies[number])
                 await queue.put((position, request, bodies[number], keys[number]))
             if exhausted:
                 return
@@ -1064,6 +1073,10 @@ class _StreamRun(_Run):
                 self.sink.close()
         if live.errors and live.errors[0] is not None:  # a bug of ours, from the event loop's thread
             raise live.errors[0]
+        if self.finite and self.sink is not None:
+            self.unread = sum(1 for _ in self.items)
+        elif self.finite:
+            self.unread = max(0, (self.progress.total or 0) - self.seen)
         summary = self.summary_so_far(partial=partial, final=True)
         if self.journal is not None and summary.ok == summary.total and not summary.partial:
             try:  # complete: the journal forgets it
@@ -1077,6 +1090,12 @@ class _StreamRun(_Run):
             view.finish(self.progress, str(summary), show=not background)
         if self.sink is not None:
             return summary
+        if self.finite:  # the rest of a list: cancelled too, as for a batch in the foreground
+            from ._protocol import request_body
+
+            for position, text in self.items:
+                request = self.first.with_prompt(text)
+                self.pending[position] = (request, request_body(request))
         for position, (request, body) in self.pending.items():  # read, never answered
             response = Response(endpoint=request.endpoint, request=body, spec=request)
             response.status = "cancelled"
@@ -1096,10 +1115,10 @@ class _StreamRun(_Run):
         return results
 
     def summary_so_far(self, *, partial: bool = True, final: bool = False) -> BatchSummary:
-        cancelled = len(self.pending) if final else 0
+        cancelled = len(self.pending) + self.unread if final else 0
         ok = self.ok + self.skipped
         return BatchSummary(
-            total=self.seen if final else ok + self.failed, ok=ok, failed=self.failed, cancelled=cancelled, cached=self.cached, input_tokens=self.input_tokens,
+            total=self.seen + self.unread if final else ok + self.failed, ok=ok, failed=self.failed, cancelled=cancelled, cached=self.cached, input_tokens=self.input_tokens,
             output_tokens=self.output_tokens, retries=self.retries,
             elapsed=time.perf_counter() - self.progress.started,
             partial=partial or self.cancelled or cancelled > 0 or self.input_error is not None,
