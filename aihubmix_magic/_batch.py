@@ -287,8 +287,8 @@ def batch(
             run = _Run(client, [], concurrency, None, patience=settings.rate_limit_patience)
         else:
             run = _StreamRun(client, first, items, total, concurrency, response_cache, journal=journal, rpm=rpm,
-                             tpm=tpm, patience=settings.rate_limit_patience, sink=sink)
-        run.finite = source.texts is not None
+                             tpm=tpm, patience=settings.rate_limit_patience, sink=sink,
+                             finite=source.texts is not None)
     if estimate:  # the items the cache or an earlier run answered cost nothing more
         answered = run._from_cache() + run._from_journal()
         todo = [body for body, result in zip(run.bodies, run.results, strict=True) if result is None]
@@ -864,7 +864,8 @@ class _StreamRun(_Run):
 
     def __init__(self, client: Client, first: Request, items: Iterator[tuple[int, str]], total: int | None,
                  concurrency: int, cache: ResponseCache | None, *, journal: Journal | None,
-                 rpm: float | None, tpm: float | None, patience: float, sink: ResultFile | None) -> None:
+                 rpm: float | None, tpm: float | None, patience: float, sink: ResultFile | None,
+                 finite: bool = False) -> None:
         super().__init__(client, [], concurrency, cache, journal=journal, rpm=rpm, tpm=tpm, patience=patience)
         self.first = first
         self.items = items
@@ -880,7 +881,7 @@ class _StreamRun(_Run):
         self.cost: float | None = None
         self._infos: dict = {}  # catalog entries, looked up once per model
         self._chunk = max(256, 2 * concurrency)
-        self.finite = False  # the prompts are a list in memory: those never read count as cancelled
+        self.finite = finite  # the prompts are a list in memory: those never read count as cancelled
         self.unread = 0  # with a file: prompts of such a list never read
 
     # -- the event loop's thread -------------------------------------------------------------------------
