@@ -882,6 +882,7 @@ class _StreamRun(_Run):
         self._infos: dict = {}  # catalog entries, looked up once per model
         self._chunk = max(256, 2 * concurrency)
         self.finite = finite  # the prompts are a list in memory: those never read count as cancelled
+        self._stopping = False  # the run is ending (done, cancelled or interrupted): send nothing more
         self.unread = 0  # with a file: prompts of such a list never read
 
     # -- the event loop's thread -------------------------------------------------------------------------
@@ -910,8 +911,15 @@ class _StreamRun(_Run):
                     await queue.put(None)
                 await asyncio.gather(*workers)
             finally:
+                self._stopping = True
                 for worker in workers:
                     worker.cancel()
+                # Python 3.11's wait_for (connecting) can swallow a cancel that comes as the connection is
+                # made: such a worker must still find the end of the queue, not wait on it for ever
+                while not queue.empty():
+                    queue.get_nowait()
+                for _ in workers:
+                    queue.put_nowait(None)
                 await asyncio.gather(*workers, return_exceptions=True)
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
@@ -990,7 +998,7 @@ class _StreamRun(_Run):
             if item is None:
                 return
             position, request, body, key = item
-            reservation = None if self.gate.stopped else self.gate.start(body)
+            reservation = None if self.gate.stopped or self._stopping else self.gate.start(body)
             if reservation is None:  # the session budget ran out: the item stays unsent ("cancelled")
                 continue
             response = await driver.send(request, body, lane)
