@@ -1005,6 +1005,7 @@ class _StreamRun(_Run):
             self.gate.finish(reservation, response)  # counts its cost in the session's spend
             self._deliver(position, response, key, "sent")
             self.rate_limited = sender.throttled
+            time.sleep(0)  # give up the GIL a moment: a cell the notebook runs meanwhile gets its turn now
 
     def _deliver(self, position: int, response: Response, key: str, origin: str) -> None:
         with self._lock:
