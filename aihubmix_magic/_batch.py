@@ -883,6 +883,7 @@ class _StreamRun(_Run):
         self._chunk = max(256, 2 * concurrency)
         self.finite = finite  # the prompts are a list in memory: those never read count as cancelled
         self._stopping = False  # the run is ending (done, cancelled or interrupted): send nothing more
+        self.background = False  # a job: the notebook runs other cells meanwhile
         self.unread = 0  # with a file: prompts of such a list never read
 
     # -- the event loop's thread -------------------------------------------------------------------------
@@ -1005,7 +1006,8 @@ class _StreamRun(_Run):
             self.gate.finish(reservation, response)  # counts its cost in the session's spend
             self._deliver(position, response, key, "sent")
             self.rate_limited = sender.throttled
-            time.sleep(0)  # give up the GIL a moment: a cell the notebook runs meanwhile gets its turn now
+            if self.background:  # give up the GIL a moment: a cell the notebook runs meanwhile gets its turn now
+                time.sleep(0)
 
     def _deliver(self, position: int, response: Response, key: str, origin: str) -> None:
         with self._lock:
@@ -1057,6 +1059,7 @@ class _StreamRun(_Run):
             self.sink.write(lines)
 
     def execute(self, view: Any, *, background: bool = False) -> Any:
+        self.background = background
         partial = False
         live = Live()
 
