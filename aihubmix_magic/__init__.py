@@ -19,7 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers and readers
-    from ._batch import BatchJob, BatchResults, BatchSummary, batch
+    from ._batch import BatchResults, BatchSummary, batch
+    from ._batchjob import BatchJob
     from ._catalog import ModelInfo
     from ._client import Client
     from ._compare import Comparison
@@ -105,7 +106,8 @@ __all__ = [
 
 # name -> the private module that defines it (loaded on first access)
 _EXPORTS = {
-    **dict.fromkeys(("BatchJob", "BatchResults", "BatchSummary", "batch"), "_batch"),
+    **dict.fromkeys(("BatchResults", "BatchSummary", "batch"), "_batch"),
+    "BatchJob": "_batchjob",
     "Client": "_client",
     "Comparison": "_compare",
     "CostEstimate": "_cost",

@@ -20,3 +20,10 @@ def test_import_does_not_load_heavy_modules():
             "print(sorted(m for m in ('ipywidgets', 'nbformat', 'pandas', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_batch_job_is_exported_and_loaded_on_first_use():
+    code = ("import sys, aihubmix_magic; print('aihubmix_magic._batchjob' in sys.modules); "
+            "from aihubmix_magic import BatchJob; print(BatchJob.__module__, 'BatchJob' in aihubmix_magic.__all__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "aihubmix_magic._batchjob", "True"]
