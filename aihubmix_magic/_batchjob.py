@@ -110,7 +110,7 @@ class _StreamRun(_Run):
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
 
-    def _read_chunk(self) -> tuple[list[tuple[int, Request]], bool]:
+    async def _read_chunk(self) -> tuple[list[tuple[int, Request]], bool]:
         """The next prompts as Requests, and whether the source is exhausted (or raised)."""
         chunk: list[tuple[int, Request]] = []
         try:
@@ -118,6 +118,8 @@ class _StreamRun(_Run):
                 chunk.append((position, self.first.with_prompt(text)))
                 if len(chunk) >= self._chunk:
                     return chunk, False
+                if len(chunk) % 32 == 0:  # a file or a generator may take its time: the loop goes on meanwhile
+                    await asyncio.sleep(0)
         except Exception as exc:  # noqa: BLE001  the user's generator or file: reported, what was read is sent
             self.input_error = f"{type(exc).__name__}: {exc}"
         return chunk, True
@@ -133,9 +135,15 @@ class _StreamRun(_Run):
         need_keys = self.journal is not None or self.sink is not None
         answered = self.sink.answered if self.sink is not None else set()
         while not self.gate.stopped and not self.cancelled:
-            chunk, exhausted = self._read_chunk()
-            bodies = [request_body(request) for _, request in chunk]
-            keys = [request_key(endpoint, base_url, body) for body in bodies] if need_keys else [""] * len(chunk)
+            chunk, exhausted = await self._read_chunk()
+            bodies: list[dict[str, Any]] = []
+            keys: list[str] = []
+            for number, (_, request) in enumerate(chunk):
+                body = request_body(request)
+                bodies.append(body)
+                keys.append(request_key(endpoint, base_url, body) if need_keys else "")
+                if number % 16 == 15:  # let the answers in flight be read meanwhile: the server is not kept waiting
+                    await asyncio.sleep(0)
             if need_keys and not self._batch_id and keys:  # the batch's journal tag: its first prompts, its file
                 self._batch_id = batch_id([*keys, str(self.sink.path.resolve()) if self.sink is not None else ""])
             self.seen += len(chunk)
