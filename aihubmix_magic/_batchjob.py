@@ -231,7 +231,9 @@ class _StreamRun(_Run):
             self.ok += ok
             self.failed += response.status == "failed"
             self.cached += origin == "cache"
-            self.resumed += origin == "journal"
+            if origin == "journal":  # maybe another run's entry (a list's): forgotten too once all is answered
+                self.resumed += 1
+                self._resumed_keys.append(key)
             usage = response.usage
             if origin == "sent" and usage is not None:
                 self.input_tokens += usage.input_tokens
@@ -286,7 +288,7 @@ class _StreamRun(_Run):
         summary = self.summary_so_far(partial=partial, final=True)
         if self.journal is not None and summary.ok == summary.total and not summary.partial:
             try:  # complete: the journal forgets it
-                self.journal.drop([], batch=self._batch_id)
+                self.journal.drop(self._resumed_keys, batch=self._batch_id)
             except (sqlite3.Error, OSError) as exc:
                 self._journal_failed(exc)
         if view is not None:

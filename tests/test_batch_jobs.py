@@ -265,3 +265,23 @@ def test_jobs_at_once_share_the_rate_limiter_of_their_model(sim):
     second.wait(timeout=60)
     assert _batch._limiters == {}
     assert sim.request_count == 40
+
+
+def test_a_cancelled_job_resumes_from_the_journal_and_the_journal_forgets_it_once_complete(sim):
+    from .test_resume import journal_entries
+
+    prompts = [f"question {n}" for n in range(30)]
+    job = batch(prompts, model="sim-latency-100", concurrency=2, progress=False, wait=False)
+    deadline = time.monotonic() + 30
+    while journal_entries() < 4:
+        assert time.monotonic() < deadline, "nothing was journaled"
+        time.sleep(0.02)
+    job.cancel()
+    first = job.wait(timeout=30)
+    journaled = journal_entries()
+    assert first.partial and journaled == first.summary.ok
+    sim.reset()
+    results = batch(iter(prompts), model="sim-latency-100", concurrency=8, progress=False)
+    assert [_prompt_of(r) for r in results] == prompts and results.summary.ok == 30
+    assert results.summary.resumed == journaled and sim.request_count == 30 - journaled
+    assert journal_entries() == 0
