@@ -231,7 +231,7 @@ def batch(
     from ._request import check_extra_body
     from ._settings import settings
 
-    params: dict[str, Any] = check_extra_body("batch()", extra_body, unknown)
+    params: dict[str, Any] = {"extra_body": check_extra_body("batch()", extra_body, unknown)}
     for name, value in (("system", system), ("instructions", instructions), ("temperature", temperature),
                         ("top_p", top_p), ("max_tokens", max_tokens), ("max_output_tokens", max_output_tokens),
                         ("reasoning_effort", reasoning_effort), ("store", store),
@@ -502,12 +502,14 @@ def _fill(template: str, row: dict | None, value: Any, number: int) -> str:
 
 
 def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Request:
-    """The typed request for one prompt: `params` over the settings (any other name is a body field)."""
+    """The typed request for one prompt: `params` (batch()'s named options, and the body fields of
+    `extra_body` under that key) over the settings."""
     from ._settings import settings
 
     values = dict(params)
-    values.pop("stream", None)
-    values.pop("stream_options", None)
+    extra = dict(values.pop("extra_body", None) or {})
+    extra.pop("stream", None)
+    extra.pop("stream_options", None)
     if not model or not model.strip():
         raise BatchInputError("No model: pass model=… or `%aihubmix use MODEL`.")
     fields: dict[str, Any] = {name: values.pop(name) for name in ("temperature", "top_p", "reasoning_effort", "store",
@@ -515,12 +517,13 @@ def _request(text: str, endpoint: str, model: str, params: dict[str, Any]) -> Re
                               if name in values}
     fields["max_tokens"] = values.pop("max_tokens", None)
     fields["system"] = values.pop("system", None)
-    if endpoint == "responses":
-        fields["system"] = values.pop("instructions", None) or fields["system"]
-        fields["max_tokens"] = values.pop("max_output_tokens", None) or fields["max_tokens"]
+    fields["system"] = values.pop("instructions", None) or fields["system"]  # the responses name, either endpoint
+    fields["max_tokens"] = values.pop("max_output_tokens", None) or fields["max_tokens"]
+    if values:  # a named option this function does not place: a bug of ours, not a body field
+        raise TypeError(f"batch(): unhandled options {sorted(values)}")
     try:
         return Request.from_settings(settings, prompt=text, model=model, endpoint=endpoint, stream=False,
-                                     extra=values, **fields)
+                                     extra=extra, **fields)
     except InvalidRequestError as exc:
         raise BatchInputError(str(exc)) from None
 
