@@ -351,7 +351,8 @@ class BatchJob:
     - `wait(timeout=None)`: block until it finishes and return what `batch()` returns (results, a Series,
       or with `out=` the summary); TimeoutError if it is still running after `timeout` seconds (it goes on).
     - `cancel()`: stop sending; what finished is kept (and journaled: the same call resumes it).
-    - `results`: the answers finished so far (in input order), `summary`: how it goes so far.
+    - `results`: the answers finished so far (in input order; with `out=`, the summary so far: the answers
+      are in the file), `summary`: how it goes so far.
     The journal works as for a batch in the foreground: after a kernel restart the same call resumes.
     """
 

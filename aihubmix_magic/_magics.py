@@ -88,7 +88,8 @@ def _prompt_options(func):
                  "{Err} are filled in from the namespace ({{name}} gives a literal {name}; other braces, as "
                  "in code or JSON, are left alone)"),
         argument("--over", metavar="EXPR", help="batch: the cell is a template sent once per item of EXPR (a list, "
-                 "a Series such as df.column, or a DataFrame); {} is the item, {column} a DataFrame row's field; "
+                 "a Series such as df.column, a DataFrame, any iterable, or the path of a .jsonl/.csv/.parquet "
+                 "file); {} is the item, {column} a DataFrame row's or a file row's field; "
                  "the answers go to -o VAR (a list of Response, or a Series of texts) and are shown as a table"),
         argument("--concurrency", type=int, metavar="N", help="with --over: requests in flight at once (default 8)"),
         argument("--estimate", action="store_true",
