@@ -285,3 +285,16 @@ def test_a_cancelled_job_resumes_from_the_journal_and_the_journal_forgets_it_onc
     assert [_prompt_of(r) for r in results] == prompts and results.summary.ok == 30
     assert results.summary.resumed == journaled and sim.request_count == 30 - journaled
     assert journal_entries() == 0
+
+
+def test_over_a_prompts_file_in_the_background(sim, ip, tmp_path):
+    path = tmp_path / "reviews.csv"
+    _write_prompts(path, [{"review": f"review {n}", "stars": n} for n in range(5)])
+    ip.user_ns["reviews_path"] = str(path)
+    ip.run_cell_magic("aihubmix", "-m sim-echo --over reviews_path --background -o job", "Label {review} ({stars})")
+    job = ip.user_ns["job"]
+    assert isinstance(job, BatchJob)
+    results = job.wait(timeout=30)
+    assert [_prompt_of(r) for r in results] == [f"Label review {n} ({n})" for n in range(5)]
+    with pytest.raises(Exception, match="--background goes with --over"):
+        ip.run_cell_magic("aihubmix", "-m sim-echo --background", "hello")
