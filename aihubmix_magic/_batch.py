@@ -3,6 +3,8 @@
     from aihubmix_magic import batch
     answers = batch(["Say hi", "Say bye"], model="gpt-4o-mini")       # a list of Response, in input order
     df["label"] = batch(df, template="Positive or negative? {review}")  # a Series of texts, df's index
+    summary = batch("reviews.csv", column="review", out="labels.jsonl")  # row by row, answers to a file
+    job = batch(prompts, wait=False)                                    # a BatchJob: the notebook stays free
 
 How it runs:
 
@@ -25,6 +27,12 @@ How it runs:
   finished items are kept, the others get status "cancelled", and the result is marked partial.
 - With the cache on (`settings.cache` or `cache=True`), items already answered come from the cache and
   new completed answers are stored in it.
+- A list, a Series or a DataFrame is read at once (`_Run`: a Request per prompt). A generator, any other
+  iterable or a prompts file (`_batchfiles.py`) is read as the workers need items, and `out=` writes each
+  answer to a file instead of keeping it; `wait=False` returns a `BatchJob` at once: both are in
+  `_batchjob.py`. Batches running at once (jobs, and one in the foreground) share the `Limiter` of their
+  base URL and model (`_shared_limiter`).
+- Options are named; other body fields go only through `extra_body` (an unknown keyword is a TypeError).
 """
 
 from __future__ import annotations
