@@ -72,8 +72,8 @@ class Gate:
                 wait = limiter.delay(now, tokens)
                 if wait == 0:
                     return limiter.start(now, tokens)
-            if self._poll is not None:
-                wait = self._poll if wait is None else min(wait, self._poll)
+            if self._poll is not None and wait is None:  # a slot another loop's request frees wakes no one here
+                wait = self._poll
             changed = self._changed
             try:
                 await asyncio.wait_for(changed.wait(), wait)

@@ -45,7 +45,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -842,9 +842,7 @@ class _Run:
             try:
                 await asyncio.gather(*workers)
             finally:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await cancel_all(workers)
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
 
@@ -864,6 +862,19 @@ class _Run:
                 if response.status in OK_STATUSES:
                     self._finished.append((number, response))
             self.rate_limited = sender.throttled
+
+
+async def cancel_all(workers: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel the workers and wait until they have all ended. A cancel is sent again to any still running
+    after a moment: Python 3.11's `asyncio.wait_for` (a worker connecting) can swallow one that comes just
+    as the connection is made, and that worker would go on sending."""
+    pending = [worker for worker in workers if not worker.done()]
+    while pending:
+        for worker in pending:
+            worker.cancel()
+        _, still = await asyncio.wait(pending, timeout=0.25)
+        pending = list(still)
+    await asyncio.gather(*workers, return_exceptions=True)
 
 
 # -- batches at once ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import _cost
-from ._batch import _POLL, OK_STATUSES, BatchResults, BatchSummary, _finish, _Run, _shared_limiter
+from ._batch import _POLL, OK_STATUSES, BatchResults, BatchSummary, _finish, _Run, _shared_limiter, cancel_all
 from ._live import Live
 from ._progress import Progress
 from ._response import Response
@@ -98,15 +98,9 @@ class _StreamRun(_Run):
                 await asyncio.gather(*workers)
             finally:
                 self._stopping = True
-                for worker in workers:
-                    worker.cancel()
-                # Python 3.11's wait_for (connecting) can swallow a cancel that comes as the connection is
-                # made: such a worker must still find the end of the queue, not wait on it for ever
-                while not queue.empty():
+                while not queue.empty():  # what was queued is not sent (it stays pending: "cancelled")
                     queue.get_nowait()
-                for _ in workers:
-                    queue.put_nowait(None)
-                await asyncio.gather(*workers, return_exceptions=True)
+                await cancel_all(workers)
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
 

@@ -298,3 +298,15 @@ def test_over_a_prompts_file_in_the_background(sim, ip, tmp_path):
     assert [_prompt_of(r) for r in results] == [f"Label review {n} ({n})" for n in range(5)]
     with pytest.raises(Exception, match="--background goes with --over"):
         ip.run_cell_magic("aihubmix", "-m sim-echo --background", "hello")
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.3])
+def test_cancel_does_not_wait_for_answers_in_flight(sim, pause):
+    job = batch((f"q{n}" for n in range(100)), model="sim-latency-60000", concurrency=8, progress=False,
+                wait=False)
+    time.sleep(pause)  # 0: before the connections are made; 0.3: eight requests waiting for their answer
+    started = time.monotonic()
+    job.cancel()
+    results = job.wait(timeout=10)
+    assert time.monotonic() - started < 5
+    assert results.partial and results.summary.ok == 0 and job.done()
