@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what `__getattr__` loads on first use, for type checkers an
     from .notebook.batch import batch
     from .notebook.compare import Comparison
     from .services.batch import BatchResults, BatchSummary
+    from .services.batchjob import BatchJob
     from .services.catalog import ModelInfo
     from .services.cost import CostEstimate
     from .session.log import logs
@@ -71,6 +72,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchInputError",
+    "BatchJob",
     "BatchResults",
     "BatchSummary",
     "BudgetExceededError",
@@ -134,6 +136,7 @@ _LAYERS = ("core", "net", "store", "services", "session", "notebook", "simulator
 # name -> the module that defines it (loaded on first access)
 _EXPORTS = {
     **dict.fromkeys(("BatchResults", "BatchSummary"), "services.batch"),
+    "BatchJob": "services.batchjob",
     "batch": "notebook.batch",
     "Client": "net.client",
     "Comparison": "notebook.compare",

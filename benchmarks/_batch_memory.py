@@ -63,7 +63,7 @@ def main() -> None:
     baseline = _rss_mb()
     stream = Repaints()
     view = TextProgress(count, stream=stream)
-    import aihubmix_magic.services.batch as batch_module
+    import aihubmix_magic.notebook.batch as batch_module
 
     batch_module.progress_view = lambda progress, total: view  # the terminal view, on the recording stream
     started = time.perf_counter()

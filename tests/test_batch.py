@@ -53,7 +53,7 @@ def test_one_pooled_client_at_most_concurrency_connections(sim):
 def test_request_parameters_and_settings_defaults(sim):
     settings.system = "Be brief."
     settings.temperature = 0.5
-    batch(["a", "b"], model="sim-echo", max_tokens=50, seed=7, progress=False)
+    batch(["a", "b"], model="sim-echo", max_tokens=50, extra_body={"seed": 7}, progress=False)
     bodies = [request.body for request in sim.requests]
     assert all(body["messages"][0] == {"role": "system", "content": "Be brief."} for body in bodies)
     assert all(body["temperature"] == 0.5 and body["max_tokens"] == 50 and body["seed"] == 7 for body in bodies)

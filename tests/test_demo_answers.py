@@ -33,8 +33,8 @@ def test_labels_of_the_bundled_reviews_mostly_agree_with_the_stars(sim, capsys):
     df = pd.read_csv(REVIEWS)
     answers = batch(df, template="Label this review of a {product}.\n\nReview: {review}", model="gpt-4o-mini",
                     system="You label customer reviews for a shop. Answer with JSON only.", progress=False,
-                    response_format={"type": "json_schema", "json_schema": {
-                        "name": "review_label", "schema": LABEL_SCHEMA, "strict": True}})
+                    extra_body={"response_format": {"type": "json_schema", "json_schema": {
+                        "name": "review_label", "schema": LABEL_SCHEMA, "strict": True}}})
     labels = answers.map(json.loads).apply(pd.Series)
     assert set(labels.columns) == {"sentiment", "topic"}
     assert set(labels.sentiment) <= {"positive", "neutral", "negative"} and set(labels.topic) <= set(

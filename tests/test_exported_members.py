@@ -36,3 +36,10 @@ def test_load_ext_does_not_load_the_log():
     # (IPython loads sqlite3 itself)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_batch_job_is_exported_and_loaded_on_first_use():
+    code = ("import sys, aihubmix_magic; print('aihubmix_magic.services.batchjob' in sys.modules); "
+            "from aihubmix_magic import BatchJob; print(BatchJob.__module__, 'BatchJob' in aihubmix_magic.__all__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "aihubmix_magic.services.batchjob", "True"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -148,6 +149,22 @@ class Limiter:
         self._requests_reset_at = 0.0
         self._tokens_left: float | None = None
         self._tokens_reset_at = 0.0
+        self.lock = threading.Lock()  # held by whoever calls in, when batches on several threads share it
+
+    def join(self, concurrency: int, *, rpm: float | None = None, tpm: float | None = None) -> None:
+        """Another batch (on another thread) shares this limiter from now on: the concurrencies add up, and
+        the stricter `rpm` / `tpm` holds for all."""
+        self.concurrency += concurrency
+        self.limit += concurrency
+        if rpm:
+            self.rpm = min(self.rpm, rpm) if self.rpm else rpm
+        if tpm:
+            self.tpm = min(self.tpm, tpm) if self.tpm else tpm
+
+    def leave(self, concurrency: int) -> None:
+        """A batch that shared this limiter ended: its concurrency is given back."""
+        self.concurrency = max(1, self.concurrency - concurrency)
+        self.limit = max(1, min(self.limit, self.concurrency))
 
     def __repr__(self) -> str:
         return (f"<Limiter limit={self.limit}/{self.concurrency} in_flight={self.in_flight} "

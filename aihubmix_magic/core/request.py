@@ -19,7 +19,8 @@ from typing import Any
 from .exceptions import InvalidRequestError
 from .types import content_text
 
-__all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REASONING_EFFORTS", "Request"]
+__all__ = ["DEFAULT_THREAD", "ENDPOINTS", "FORMATS", "FORMAT_INSTRUCTIONS", "REASONING_EFFORTS", "Request",
+           "check_extra_body"]
 
 ENDPOINTS = ("chat", "responses")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -39,6 +40,21 @@ SETTING_FIELDS = ("model", "endpoint", "system", "temperature", "top_p", "max_to
 
 Message = dict[str, Any]
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+def check_extra_body(caller: str, extra_body: Any, unknown: Mapping[str, object]) -> dict[str, Any]:
+    """The body fields given as `extra_body={...}`, as a new dict. A keyword the caller does not know is a
+    TypeError that names it (the SDK's `extra_body` is the one way to send any other field): it is never
+    sent silently as a body field."""
+    if unknown:
+        name = next(iter(unknown))
+        raise TypeError(f"{caller} got an unexpected keyword argument {name!r}: a request body field goes in "
+                        f"extra_body={{{name!r}: ...}}.")
+    if extra_body is None:
+        return {}
+    if not isinstance(extra_body, Mapping) or not all(isinstance(key, str) for key in extra_body):
+        raise TypeError(f"{caller}: extra_body must be a dict of body fields, not {type(extra_body).__name__}.")
+    return dict(extra_body)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a batch holds one per item

@@ -54,25 +54,31 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(body, ensure_
 
 
 class Gate:
-    """The shared `Limiter` for the workers of one event loop: `enter` waits until a request may start."""
+    """The shared `Limiter` for the workers of one event loop: `enter` waits until a request may start.
+    `shared`: other batches, on other threads and loops, use the same limiter (their ends do not wake
+    this loop, so a worker waiting for a free slot looks again every 50 ms)."""
 
-    def __init__(self, limiter: ratelimit.Limiter) -> None:
+    def __init__(self, limiter: ratelimit.Limiter, *, shared: bool = False) -> None:
         self.limiter = limiter
         self._changed = asyncio.Event()
+        self._poll = 0.05 if shared else None
 
     async def enter(self, tokens: float = 0.0) -> ratelimit.Ticket:
         """Wait until the limiter lets a request start; RateLimitError once the batch has stalled."""
         limiter = self.limiter
         while True:
             now = time.monotonic()
-            if limiter.stalled(now):
-                raise RateLimitError(
-                    f"Not sent: the batch was rate limited and no item finished for {limiter.patience:g} s "
-                    "(settings.rate_limit_patience). Run the same batch again later: the answers so far are "
-                    "kept and only the rest is sent.", status_code=429)
-            wait = limiter.delay(now, tokens)
-            if wait == 0:
-                return limiter.start(now, tokens)
+            with limiter.lock:
+                if limiter.stalled(now):
+                    raise RateLimitError(
+                        f"Not sent: the batch was rate limited and no item finished for {limiter.patience:g} s "
+                        "(settings.rate_limit_patience). Run the same batch again later: the answers so far are "
+                        "kept and only the rest is sent.", status_code=429)
+                wait = limiter.delay(now, tokens)
+                if wait == 0:
+                    return limiter.start(now, tokens)
+            if self._poll is not None and wait is None:  # a slot another loop's request frees wakes no one here
+                wait = self._poll
             changed = self._changed
             try:
                 await asyncio.wait_for(changed.wait(), wait)
@@ -81,7 +87,8 @@ class Gate:
 
     def leave(self, ticket: ratelimit.Ticket, outcome: str, **details: Any) -> None:
         """The request of `ticket` ended (see `Limiter.finish`); the waiting workers look again."""
-        self.limiter.finish(time.monotonic(), ticket, outcome, **details)
+        with self.limiter.lock:
+            self.limiter.finish(time.monotonic(), ticket, outcome, **details)
         self._changed.set()
         self._changed = asyncio.Event()
 

@@ -47,7 +47,7 @@ from ..core.protocol import (
     validate_header_value,
     validate_key,
 )
-from ..core.request import Request
+from ..core.request import Request, check_extra_body
 from ..core.response import Response
 from ..core.sse import SSEDecoder
 from ..core.streams import DONE, accumulator_for
@@ -182,12 +182,15 @@ class Client:
         approve: Any = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         web_search: bool = False,
-        **extra: Any,
+        extra_body: dict[str, Any] | None = None,
+        **unknown: object,
     ) -> Response:
         """POST /v1/chat/completions. `messages` is a prompt string or a list of chat messages.
 
         `tools=[f, g]`: Python functions the model may call (see `send`); `web_search=True` adds the hosted
-        web search (`web_search_options`)."""
+        web search (`web_search_options`). Any other body field goes in `extra_body={...}` (as the SDK's);
+        an unknown keyword is a TypeError, before anything is sent."""
+        extra = check_extra_body("Client.chat()", extra_body, unknown)
         request = Request(model=model, prompt=messages if isinstance(messages, str) else tuple(messages),
                           endpoint="chat", system=system, stream=stream, temperature=temperature, top_p=top_p,
                           max_tokens=max_tokens, reasoning_effort=reasoning_effort, extra=extra,
@@ -211,13 +214,17 @@ class Client:
         approve: Any = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         web_search: bool = False,
-        **extra: Any,
+        previous_response_id: str | None = None,
+        extra_body: dict[str, Any] | None = None,
+        **unknown: object,
     ) -> Response:
         """POST /v1/responses. Stateless by default (`store: false`, the whole input sent each time).
 
         `tools=[f, g]`: Python functions the model may call (see `send`); `web_search=True` adds the hosted
-        `{"type": "web_search"}` tool."""
-        previous = extra.pop("previous_response_id", None)
+        `{"type": "web_search"}` tool. Any other body field goes in `extra_body={...}` (as the SDK's); an
+        unknown keyword is a TypeError, before anything is sent."""
+        extra = check_extra_body("Client.respond()", extra_body, unknown)
+        previous = previous_response_id
         request = Request(model=model, prompt=input if isinstance(input, str) else tuple(input),
                           endpoint="responses", system=instructions, stream=stream, temperature=temperature,
                           top_p=top_p, max_tokens=max_output_tokens, reasoning_effort=reasoning_effort,

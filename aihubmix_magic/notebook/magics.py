@@ -61,13 +61,18 @@ def _prompt_options(func):
                  "{Err} are filled in from the namespace ({{name}} gives a literal {name}; other braces, as "
                  "in code or JSON, are left alone)"),
         argument("--over", metavar="EXPR", help="batch: the cell is a template sent once per item of EXPR (a list, "
-                 "a Series such as df.column, or a DataFrame); {} is the item, {column} a DataFrame row's field; "
+                 "a Series such as df.column, a DataFrame, any iterable, or the path of a .jsonl/.csv/.parquet "
+                 "file); {} is the item, {column} a DataFrame row's or a file row's field; "
                  "the answers go to -o VAR (a list of Response, or a Series of texts) and are shown as a table"),
         argument("--concurrency", type=int, metavar="N", help="with --over: requests in flight at once (default 8)"),
         argument("--estimate", action="store_true",
                  help="with --over: show the projected cost (from the model catalog's prices) and send nothing"),
         argument("--rpm", type=float, metavar="N", help="with --over: send at most N requests a minute"),
         argument("--tpm", type=float, metavar="N", help="with --over: send at most about N tokens a minute"),
+        argument("--background", action="store_true",
+                 help="with --over: run the batch in the background and return at once: the job (a BatchJob: "
+                 "done(), wait(), cancel(), results, summary) goes to -o VAR or is the cell's result, and its "
+                 "progress bar keeps updating here while other cells run"),
         argument("--no-resume", action="store_true",
                  help="with --over: no journal (by default the answers are journaled as they arrive, and the "
                  "same cell run again after an interrupt or a crash sends only the items not yet answered)"),
@@ -155,6 +160,7 @@ class AihubmixMagics(Magics, SettingTraits, Subcommands):
             raise UsageError(f"-o/--out needs a Python variable name, not {args.out!r}.")
         batch_only = [flag for flag, given in (("--concurrency", args.concurrency is not None), ("--rpm", args.rpm is not None),
                                                ("--tpm", args.tpm is not None), ("--no-resume", args.no_resume),
+                                               ("--background", args.background),
                                                ("--estimate", args.estimate)) if given]
         if batch_only and args.over is None:
             raise UsageError(f"{', '.join(batch_only)} goes with --over EXPR (a batch); a single cell sends one request.")
@@ -358,7 +364,7 @@ class AihubmixMagics(Magics, SettingTraits, Subcommands):
         show_notes(notes)
         return notes
 
-    def _over(self, args: argparse.Namespace, base: Request) -> None:
+    def _over(self, args: argparse.Namespace, base: Request) -> Any:
         """`%%aihubmix --over EXPR`: the cell is a template, sent once per item by `batch()`."""
         from ..core.exceptions import BatchInputError
         from .batch import batch, check_template, results_table
@@ -386,6 +392,7 @@ class AihubmixMagics(Magics, SettingTraits, Subcommands):
                             top_p=base.top_p, max_tokens=base.max_tokens, reasoning_effort=base.reasoning_effort,
                             cache=True if args.cache else None, estimate=args.estimate, rpm=args.rpm,
                             tpm=args.tpm, resume=not args.no_resume, web_search=base.web_search or None,
+                            wait=not args.background,
                             **({"tools": list(base.tools), "approve": True, "max_steps": args.max_steps}
                                if base.tools else {}))
         except BatchInputError as exc:
@@ -394,6 +401,8 @@ class AihubmixMagics(Magics, SettingTraits, Subcommands):
             self._shell.user_ns[args.out] = results
         from IPython.display import display
 
+        if args.background and not args.estimate:  # a BatchJob: its progress bar is above, it goes on
+            return None if args.out else results
         if args.estimate:  # a CostEstimate: nothing was sent
             display({"text/markdown": results._repr_markdown_(), "text/plain": str(results)}, raw=True)
             return None

@@ -9,6 +9,7 @@ for the widget, a text line elsewhere. The mode is chosen as the magic chooses i
 
 from __future__ import annotations
 
+import html
 import sys
 
 from ..services.batch import Progress
@@ -23,7 +24,7 @@ def progress_mode() -> str:
     return display_mode()
 
 
-def progress_view(progress: bool | str, total: int):
+def progress_view(progress: bool | str, total: int | None):
     """A view for `progress` (True: auto, False: none, or "notebook"/"terminal")."""
     if progress is False or progress is None:
         return None
@@ -38,20 +39,22 @@ class TextProgress:
 
     width = 24
 
-    def __init__(self, total: int, stream=None) -> None:
+    def __init__(self, total: int | None, stream=None) -> None:
         self.total = total
         self.stream = stream or sys.stdout
         self._last = ""
 
     def update(self, state: Progress) -> None:
-        filled = int(self.width * state.done / state.total) if state.total else self.width
+        filled = int(self.width * state.done / state.total) if state.total else (
+            self.width if state.total == 0 else 0)
         text = f"[{'#' * filled}{'.' * (self.width - filled)}] {state.line()}"
         if text != self._last:
             self.stream.write("\r" + text + " " * max(0, len(self._last) - len(text)))
             self.stream.flush()
             self._last = text
 
-    def finish(self, state: Progress, summary: str) -> None:
+    def finish(self, state: Progress, summary: str, *, show: bool = True) -> None:
+        """The last repaint, then the summary on a line of its own (`show`: in a batch job, too)."""
         self.update(state)
         self.stream.write("\n" + summary + "\n")
         self.stream.flush()
@@ -60,25 +63,33 @@ class TextProgress:
 class WidgetProgress:
     """An IntProgress bar and an HTML label in one HBox, displayed once and updated in place."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         import ipywidgets as widgets
         from IPython.display import display
 
-        self.bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), bar_style="info",
+        self.bar = widgets.IntProgress(value=0, min=0, max=max(total or 0, 1), bar_style="info",
                                        layout=widgets.Layout(width="40%"))
-        self.label = widgets.HTML(value=f"0/{total}")
+        self.label = widgets.HTML(value=f"0/{total}" if total is not None else "0 done")
         self.box = widgets.HBox([self.bar, self.label])
         display(self.box)
 
     def update(self, state: Progress) -> None:
-        if self.bar.value != state.done:
+        if state.total is not None and self.bar.max != max(state.total, 1):
+            self.bar.max = max(state.total, 1)
+        if self.bar.value != state.done and state.total is not None:
             self.bar.value = state.done
         self.label.value = state.line()
 
-    def finish(self, state: Progress, summary: str) -> None:
+    def finish(self, state: Progress, summary: str, *, show: bool = True) -> None:
+        """The last repaint, then the summary: displayed below the bar, or (`show=False`: a batch job, whose
+        cell has returned long ago) shown in the bar's label, since a display now would go to another cell."""
         self.update(state)
-        self.bar.bar_style = "danger" if state.failed == state.total and state.total else (
-            "warning" if state.failed or state.done < state.total else "success")
+        total = state.total if state.total is not None else state.done
+        self.bar.bar_style = "danger" if state.failed == total and total else (
+            "warning" if state.failed or state.done < total else "success")
+        if not show:
+            self.label.value = html.escape(summary)
+            return
         from IPython.display import display
 
         display({"text/plain": summary}, raw=True)

@@ -3,6 +3,8 @@
     from aihubmix_magic import batch
     answers = batch(["Say hi", "Say bye"], model="gpt-4o-mini")       # a list of Response, in input order
     df["label"] = batch(df, template="Positive or negative? {review}")  # a Series of texts, df's index
+    summary = batch("reviews.csv", column="review", out="labels.jsonl")  # row by row, answers to a file
+    job = batch(prompts, wait=False)                                    # a BatchJob: the notebook stays free
 
 How it runs:
 
@@ -25,15 +27,22 @@ How it runs:
   finished items are kept, the others get status "cancelled", and the result is marked partial.
 - With the cache on (`settings.cache` or `cache=True`), items already answered come from the cache and
   new completed answers are stored in it.
+- A list, a Series or a DataFrame is read at once (`_Run`: a Request per prompt). A generator, any other
+  iterable or a prompts file (`_batchfiles.py`) is read as the workers need items, and `out=` writes each
+  answer to a file instead of keeping it; `wait=False` returns a `BatchJob` at once: both are in
+  `_batchjob.py`. Batches running at once (jobs, and one in the foreground) share the `Limiter` of their
+  base URL and model (`_shared_limiter`).
+- Options are named; other body fields go only through `extra_body` (an unknown keyword is a TypeError).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +59,14 @@ if TYPE_CHECKING:
     from ..store.cache import ResponseCache
     from ..store.journal import Journal
 
-__all__ = ["BatchResults", "BatchSummary", "Progress"]
+__all__ = ["OK_STATUSES", "BatchResults", "BatchSummary", "Progress", "cancel_all"]
+
 
 @dataclass
 class Progress:
     """What a progress view shows; `done` counts finished items (answered, failed or from the cache)."""
 
-    total: int
+    total: int | None  # None: not known (prompts from a generator)
     done: int = 0
     failed: int = 0
     tokens: int = 0
@@ -67,11 +77,11 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         elapsed = (now if now is not None else time.perf_counter()) - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self.done}/{self.total}"]
+        parts = [f"{self.done}/{self.total}" if self.total is not None else f"{self.done} done"]
         if self.failed:
             parts.append(f"{self.failed} failed")
         parts.append(f"{rate:,.1f}/s")
-        if self.done < self.total:
+        if self.total is not None and self.done < self.total:
             parts.append(f"ETA {_duration((self.total - self.done) / rate) if rate > 0 else '?'}")
         else:
             parts.append(_duration(elapsed))
@@ -81,6 +91,7 @@ class Progress:
         if self.note:
             parts.append(self.note)
         return " · ".join(parts)
+
 
 def _duration(seconds: float) -> str:
     if seconds < 60:
@@ -118,6 +129,8 @@ class BatchSummary:
     budget_reached: bool = False  # items were left unsent because the session budget ran out
     rate_limited: int = 0
     resumed: int = 0
+    input_error: str | None = None  # the prompts raised (a generator, a bad row of a file): no more were read
+    out: str | None = None  # the file the answers were written to (`out=`)
 
     @property
     def rate(self) -> float:
@@ -141,8 +154,12 @@ class BatchSummary:
         if self.rate_limited:
             parts.append(f"{self.rate_limited} rate-limited (429)")
         parts.append(f"{self.elapsed:.2f} s ({self.rate:,.1f}/s)")
+        if self.out:
+            parts.append(f"written to {self.out}")
         text = "Batch: " + " · ".join(parts)
-        if self.partial:
+        if self.input_error:
+            text += f" · the prompts raised {self.input_error}: the rest were not read"
+        elif self.partial:
             text += " · budget reached: the rest were not sent" if self.budget_reached else " · interrupted: partial results"
         return text
 
@@ -163,6 +180,18 @@ class BatchResults(list[Response]):
     def __deepcopy__(self, memo: dict) -> BatchResults:
         # pandas deep-copies `Series.attrs` on most operations; the Responses are shared, not copied
         return self
+
+
+def _finish(results: Any, index: Any) -> Any:
+    """What batch() returns for a run's results: as they are, or a pandas Series on `index`."""
+    if index is None or not isinstance(results, BatchResults):
+        return results
+    import pandas as pd
+
+    series = pd.Series(results.texts(), index=index, name="answer")
+    series.attrs["responses"] = results
+    series.attrs["summary"] = results.summary
+    return series
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -192,7 +221,7 @@ class _Run:
         self._resumed_keys: list[str] = []  # journal entries this run answered from (maybe another batch's)
         self._batch_id = ""
         self._resumed: set[int] = set()  # items answered by an earlier run (from the journal)
-        self._finished: list[tuple[int, Response]] = []  # answered since the calling thread last looked
+        self._finished: list[Any] = []  # (number, Response, …) answered since the calling thread last looked
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -201,9 +230,14 @@ class _Run:
         self.tool_loop: dict[str, Any] | None = None  # approve and max_steps, when the items run tools
         # called with the items as they finish, to write them to the log (`batch(..., log_items=True)`)
         self.log_items: Callable[[list[Response]], Any] | None = None
+        self.cancelled = False  # a job's cancel()
+        self._counts = (0, 0)  # (cached, resumed), once known
 
-    def execute(self, view: Any) -> BatchResults:
+    def execute(self, view: Any, *, background: bool = False) -> BatchResults:
+        """Run the batch and return its results; `background`: on a job's thread (the view's summary is
+        shown in the view itself, not displayed in whatever cell runs then)."""
         cached = self._from_cache()
+        self._counts = (cached, len(self._resumed))
         resumed = self._from_journal()
         if self.log_items is not None and (cached or resumed):  # answered before anything is sent: logged now
             self.log_items([result for result in self.results if result is not None])
@@ -239,10 +273,35 @@ class _Run:
                 self._journal_failed(exc)
         if view is not None:
             self.progress.note = None
-            view.finish(self.progress, str(summary))
+            view.finish(self.progress, str(summary), show=not background)
         results = BatchResults(response for response in self.results if response is not None)  # all filled now
         results.summary = summary
         return results
+
+    def cancel(self) -> None:
+        """From any thread: stop sending; what finished is kept (a job's `cancel()`)."""
+        with self._lock:
+            self.cancelled = True
+        self._cancel()
+
+    def results_so_far(self) -> Any:
+        """The answers finished so far, in input order (a job's `results` while it runs)."""
+        results = BatchResults(response for response in list(self.results) if response is not None)
+        results.summary = self.summary_so_far()
+        return results
+
+    def summary_so_far(self, *, partial: bool = True, final: bool = False) -> BatchSummary:
+        """How the batch goes so far (a job's `summary` while it runs)."""
+        done = [r for r in list(self.results) if r is not None]
+        statuses = [r.status for r in done]
+        cached, resumed = self._counts
+        spent = [r.usage for r in done if r.usage is not None and not r.cached]
+        return BatchSummary(total=len(self.results), ok=sum(s in OK_STATUSES for s in statuses),
+                            failed=statuses.count("failed"), cancelled=0, cached=cached,
+                            input_tokens=sum(u.input_tokens for u in spent),
+                            output_tokens=sum(u.output_tokens for u in spent), retries=self.retries,
+                            elapsed=time.perf_counter() - self.progress.started, partial=True,
+                            rate_limited=self.rate_limited, resumed=resumed)
 
     def _from_cache(self) -> int:
         """Fill the items the response cache has answered; returns how many."""
@@ -318,7 +377,7 @@ class _Run:
             output_tokens=sum(u.output_tokens for u in spent),
             retries=self.retries,
             elapsed=now - self.progress.started,
-            partial=partial or "cancelled" in statuses,
+            partial=partial or self.cancelled or "cancelled" in statuses,
             cost=_cost.total_cost(self.results),
             budget_reached=self.gate.stopped,
             rate_limited=self.rate_limited,
@@ -374,6 +433,8 @@ class _Run:
             with self._lock:
                 self._loop = loop
                 self._task = loop.create_task(self._main(todo))
+                if self.cancelled:  # a job cancelled before its loop started
+                    self._task.cancel()
             loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass
@@ -392,12 +453,17 @@ class _Run:
                 self._loop.call_soon_threadsafe(self._task.cancel)
 
     async def _main(self, todo: list[int]) -> None:
-        from ..net.async_driver import AsyncDriver, Gate
+        from ..net.async_driver import Gate
 
         workers_count = min(self.concurrency, len(todo))
-        self.limiter = Limiter(workers_count, rpm=self.rpm, tpm=self.tpm, patience=self.patience,
-                               now=time.monotonic())
-        async with AsyncDriver(self.client, gate=Gate(self.limiter)) as sender:
+        with _shared_limiter(self.client.base_url, self.requests[0].model, workers_count, rpm=self.rpm, tpm=self.tpm,
+                             patience=self.patience) as self.limiter:
+            await self._send_all(todo, workers_count, Gate(self.limiter, shared=True))
+
+    async def _send_all(self, todo: list[int], workers_count: int, gate: Any) -> None:
+        from ..net.async_driver import AsyncDriver
+
+        async with AsyncDriver(self.client, gate=gate) as sender:
             driver: Any = sender
             if self.tool_loop is not None:
                 from ..net.async_driver import ToolDriver
@@ -409,9 +475,7 @@ class _Run:
             try:
                 await asyncio.gather(*workers)
             finally:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await cancel_all(workers)
                 self.retries = sender.retries
                 self.rate_limited = sender.throttled
 
@@ -433,3 +497,48 @@ class _Run:
             self.rate_limited = sender.throttled
 
 
+async def cancel_all(workers: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel the workers and wait until they have all ended. A cancel is sent again to any still running
+    after a moment: Python 3.11's `asyncio.wait_for` (a worker connecting) can swallow one that comes just
+    as the connection is made, and that worker would go on sending."""
+    pending = [worker for worker in workers if not worker.done()]
+    while pending:
+        for worker in pending:
+            worker.cancel()
+        _, still = await asyncio.wait(pending, timeout=0.25)
+        pending = list(still)
+    await asyncio.gather(*workers, return_exceptions=True)
+
+
+# -- batches at once ------------------------------------------------------------------------------------
+_limiters: dict[tuple[str, str], tuple[Limiter, int]] = {}  # (base URL, model) -> the limiter, its batches
+_limiters_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _shared_limiter(base_url: str, model: str, concurrency: int, *, rpm: float | None, tpm: float | None,
+                    patience: float) -> Iterator[Limiter]:
+    """The rate limiter of `base_url` and `model`: one for every batch running on them at once (a job and a
+    foreground batch, or several jobs), so a 429 slows them all and `rpm` holds for all together; their
+    concurrencies add up."""
+    key = (base_url.rstrip("/"), model)
+    with _limiters_lock:
+        entry = _limiters.get(key)
+        if entry is None:
+            limiter, users = Limiter(concurrency, rpm=rpm, tpm=tpm, patience=patience, now=time.monotonic()), 0
+        else:
+            limiter, users = entry
+            with limiter.lock:
+                limiter.join(concurrency, rpm=rpm, tpm=tpm)
+        _limiters[key] = (limiter, users + 1)
+    try:
+        yield limiter
+    finally:
+        with _limiters_lock:
+            limiter, users = _limiters[key]
+            if users <= 1:
+                del _limiters[key]
+            else:
+                _limiters[key] = (limiter, users - 1)
+                with limiter.lock:
+                    limiter.leave(concurrency)

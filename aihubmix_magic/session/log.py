@@ -89,7 +89,7 @@ def record_batch(results: Any, *, template: str | None, model: str, endpoint: st
     log = log_for()
     try:
         keys = _session.current().keys()
-        summary = results.summary
+        summary = getattr(results, "summary", results)  # a BatchResults, or the BatchSummary of an out= run
         extra = {"ok": summary.ok, "cancelled": summary.cancelled, "cached": summary.cached,
                  "resumed": summary.resumed, "elapsed": round(summary.elapsed, 3)}
         status = "completed" if summary.ok == summary.total else ("cancelled" if summary.partial else "incomplete")
