@@ -1,7 +1,7 @@
 """One scenario of the answer-size-cap row, in a fresh process: a loopback server answers with 1 GiB of
 zeros sent as about 1 MB of gzip, and this process asks it through the public API. Prints JSON: the
 scenario, the error's class and message (or none), and the process's peak resident set in MB
-(`ru_maxrss`: the interpreter, the imports and the server thread included).
+(VmHWM, else `ru_maxrss`: the interpreter, the imports and the server thread included).
 
     python benchmarks/_answer_bomb.py batch|client|stream|cell|baseline [SIZE_MB]
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import zlib
 from pathlib import Path
@@ -20,10 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import peak_rss_mb  # noqa: E402 - benchmarks/ is on the path when run as a script
+
 from tests.hostile import HostileServer, gzip_bomb  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdefghijkl"
 CHAT = b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}'
+
 
 
 def main(scenario: str, size_mb: int) -> dict:
@@ -67,7 +69,7 @@ def main(scenario: str, size_mb: int) -> dict:
             error = last_response().error
         else:
             raise SystemExit(f"unknown scenario {scenario!r}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mb()
     return {"scenario": scenario, "error": type(error).__name__ if error else None,
             "message": str(error) if error else "", "peak_mb": round(peak, 1)}
 

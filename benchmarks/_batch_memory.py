@@ -2,7 +2,7 @@
 
     python benchmarks/_batch_memory.py BASE_URL COUNT CONCURRENCY
 
-Peak memory is the process's peak resident set (`ru_maxrss`), the interpreter and every import included;
+Peak memory is the process's peak resident set (VmHWM, else `ru_maxrss`), the interpreter and every import included;
 `baseline` is the resident set after the imports, before the batch. The progress goes to a text stream
 that records when each repaint was written, to count repaints in any one second.
 """
@@ -10,11 +10,12 @@ that records when each repaint was written, to count repaints in any one second.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import peak_rss_mb  # noqa: E402 - benchmarks/ is on the path when run as a script
 
 
 class Repaints:
@@ -38,6 +39,7 @@ class Repaints:
                 start += 1
             most = max(most, end - start + 1)
         return most
+
 
 
 def _rss_mb() -> float:
@@ -69,7 +71,7 @@ def main() -> None:
     started = time.perf_counter()
     results = batch(prompts, model="gpt-4o-mini", concurrency=concurrency)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({
         "count": count, "ok": results.summary.ok, "elapsed": elapsed, "peak_mb": peak, "baseline_mb": baseline,
         "repaints": len(stream.times), "most_in_one_second": stream.most_in_one_second(),

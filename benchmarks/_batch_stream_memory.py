@@ -5,7 +5,7 @@ JSON (for bench_jobs.py's memory row).
 
 MODE "file": `batch(generator, out=path)`; MODE "list": the same prompts as a list, answers kept in
 memory (what a batch was before `out=`: the baseline). Peak memory is the process's peak resident set
-(`ru_maxrss`), the interpreter and every import included; `baseline_mb` the resident set after the
+(VmHWM, else `ru_maxrss`), the interpreter and every import included; `baseline_mb` the resident set after the
 imports. `lines` counts the lines of the file and `positions` the distinct positions in it.
 """
 
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import peak_rss_mb  # noqa: E402 - benchmarks/ is on the path when run as a script
 
 
 def _rss_mb() -> float:
@@ -48,7 +49,7 @@ def main() -> None:
                         concurrency=concurrency, progress=False)
         summary = results.summary
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     lines = positions = 0
     if mode == "file":
         seen = set()

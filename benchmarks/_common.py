@@ -131,3 +131,18 @@ def machine() -> str:
     import platform
 
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB: VmHWM (it starts again at exec, where `ru_maxrss` keeps the
+    high-water mark of the parent that forked it, e.g. a large pytest), else `ru_maxrss`."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -72,9 +72,12 @@ def test_executed_notebooks_show_simulated_answers(site):
 def test_api_reference_documents_the_public_names(site):
     api = (site / "api.html").read_text(encoding="utf-8")
     for name in ("Response", "Client", "Request", "batch", "BatchResults", "BatchSummary", "settings", "Settings",
-                 "ModelInfo", "Tool", "ToolCall", "AihubmixError", "RateLimitError", "BudgetExceededError"):
+                 "ModelInfo", "Tool", "ToolCall", "AihubmixError", "RateLimitError", "BudgetExceededError",
+                 "BatchJob", "logs", "mcp_tools", "McpError", "AnswerTooLargeError"):
         assert f'id="aihubmix_magic.{name}"' in api, name
     assert 'id="aihubmix_magic._' not in api  # documented under the public names, not the private modules
+    assert not any(f'id="aihubmix_magic.{layer}.' in api for layer in ("core", "net", "store", "services", "session",
+                                                                       "notebook"))
     assert "ConfigurationError" in text_of(site / "api.html")  # the error tree from the errors module
 
 

@@ -358,6 +358,7 @@ class BatchJob:
     - `cancel()`: stop sending; what finished is kept (and journaled: the same call resumes it).
     - `results`: the answers finished so far (in input order; with `out=`, the summary so far: the answers
       are in the file), `summary`: how it goes so far.
+
     The journal works as for a batch in the foreground: after a kernel restart the same call resumes.
     """
 
