@@ -115,7 +115,14 @@ __all__ = [
 ]
 
 
+def _services() -> None:
+    """Load the settings, which pass the services what they need of them (the catalog's URL and cache, the
+    budgets: `session.settings._configure_services`) before a service is used from here."""
+    from .session import settings  # noqa: F401
+
+
 def _answer_cost(response: Any) -> float | None:
+    _services()
     from .services.catalog import PROMPT_WAIT
     from .services.cost import response_cost
 
@@ -187,6 +194,7 @@ def model_info(model: str, wait: float = 10.0) -> ModelInfo | None:
     """What AiHubMix's public model catalog says about `model` (prices per 1M tokens, context, max output,
     features, input modalities), or None if the catalog is unavailable or does not list it. The catalog
     is fetched on first use (waiting at most `wait` seconds) and kept on disk for a day."""
+    _services()
     from .services.catalog import lookup
 
     return lookup(model, wait)

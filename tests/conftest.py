@@ -161,7 +161,8 @@ class _Tripwire:
                     first = connection.recv(4096).split(b"\r\n", 1)[0]
                 except OSError:
                     first = b"(nothing read)"
-                self.hits.append(first.decode("latin-1"))
+                # which test was running (the variable pytest keeps up to date in this process)
+                self.hits.append(f"{first.decode('latin-1')} (during {os.environ.get('PYTEST_CURRENT_TEST', '?')})")
 
     def close(self) -> None:
         self._server.close()
