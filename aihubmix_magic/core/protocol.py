@@ -21,7 +21,6 @@ jitter. Nothing is retried once a 2xx answer has started, nor a body that broke 
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import re
@@ -549,6 +548,8 @@ def retry_after(headers: Mapping[str, str], wall_now: float) -> float | None:
         delay = float(value)
     except ValueError:
         try:
+            import email.utils  # only for a date: not at %load_ext
+
             delay = email.utils.parsedate_to_datetime(value).timestamp() - wall_now
         except (TypeError, ValueError):
             return None

@@ -24,7 +24,6 @@ No httpx (nor anything that imports it) at import time: it is imported inside th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -129,6 +128,8 @@ def _cache_dir() -> Path:
 
 
 def _cache_file(url: str) -> Path:
+    import hashlib  # here, not at import: the settings load this module at %load_ext
+
     return _cache_dir() / f"catalog-{hashlib.sha256(url.encode()).hexdigest()[:24]}.json"
 
 

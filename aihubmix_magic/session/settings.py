@@ -288,12 +288,13 @@ def _configure_services(current: Settings) -> None:
     from pathlib import Path
 
     from ..services import catalog, cost
-    from ..store.cache import default_cache_path
 
-    catalog.configure(
-        url=lambda: catalog.catalog_url(current.base_url, current.catalog_url),
-        cache_path=lambda: Path(current.cache_path).expanduser() if current.cache_path else default_cache_path(),
-    )
+    def cache_path() -> Path:
+        from ..store.cache import default_cache_path  # when the catalog is first kept: not at %load_ext
+
+        return Path(current.cache_path).expanduser() if current.cache_path else default_cache_path()
+
+    catalog.configure(url=lambda: catalog.catalog_url(current.base_url, current.catalog_url), cache_path=cache_path)
     cost.configure(budget=lambda: current.budget,
                    period_budgets=lambda: {"day": current.budget_day, "month": current.budget_month})
 
