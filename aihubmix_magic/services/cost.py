@@ -1,15 +1,8 @@
 """What answers cost (an estimate from the model catalog's prices), this session's spend, and its budget.
 
-**The price unit.** AiHubMix's documentation says the catalog's prices are USD per 1K tokens, but its own
-MCP server computes `tokens × price / 1e6`, another client reads them per 1M, and the published example (a
-flash model at 1.5 in / 7.5 out) only makes sense per 1M. So prices are taken per `PRICE_UNIT_TOKENS`
-(1M) tokens, in this one constant, shown "per 1M tokens" in `%aihubmix models` (a user can compare them
-with the website), and every cost is labelled an estimate: `≈ $0.0012`, `< $0.0001`.
-
-**A cost** (`cost_of`): input tokens at the input price, cached input tokens at `cache_read` when the
-model has one, output tokens (reasoning included, as the API counts them) at the output price. None when
-the model has no price or the answer no usage. `cache_write` is not used: the usage the API returns does
-not say how many tokens were written to a cache. An answer from the local response cache cost nothing.
+**Prices** are per `PRICE_UNIT_TOKENS` (1M) tokens and every cost is an estimate; the unit, and what a
+cost counts (`cost_of`), are explained in `core/prices.py`. An answer from the local response cache cost
+nothing.
 
 **The ledger**: every answer this session received (cells, `--compare` columns, batch items), by model:
 calls, tokens, USD. An answer whose price was unknown when it arrived (the catalog still loading) is
