@@ -233,6 +233,21 @@ class _Run:
         self.cancelled = False  # a job's cancel()
         self._counts = (0, 0)  # (cached, resumed), once known
 
+    def _painter(self, view: Any) -> Callable[[bool], float]:
+        """`Live.run`'s paint for this run: store what finished, repaint the progress (with the limiter's
+        note while it waits), and say when to be called again."""
+
+        def paint(done: bool) -> float:
+            self._store_finished()
+            if view is not None:
+                limiter = self.limiter
+                self.progress.note = limiter.status(time.monotonic()) if limiter is not None and not done else None
+                self.progress.rate_limited = self.rate_limited
+                view.update(self.progress)
+            return time.perf_counter() + _POLL
+
+        return paint
+
     def execute(self, view: Any, *, background: bool = False) -> BatchResults:
         """Run the batch and return its results; `background`: on a job's thread (the view's summary is
         shown in the view itself, not displayed in whatever cell runs then)."""
@@ -245,14 +260,7 @@ class _Run:
         partial = False
         live = Live()
 
-        def paint(done: bool) -> float:
-            self._store_finished()
-            if view is not None:
-                limiter = self.limiter
-                self.progress.note = limiter.status(time.monotonic()) if limiter is not None and not done else None
-                self.progress.rate_limited = self.rate_limited
-                view.update(self.progress)
-            return time.perf_counter() + _POLL
+        paint = self._painter(view)
 
         if view is not None:
             view.update(self.progress)

@@ -263,14 +263,7 @@ class _StreamRun(_Run):
         partial = False
         live = Live()
 
-        def paint(done: bool) -> float:
-            self._store_finished()
-            if view is not None:
-                limiter = self.limiter
-                self.progress.note = limiter.status(time.monotonic()) if limiter is not None and not done else None
-                self.progress.rate_limited = self.rate_limited
-                view.update(self.progress)
-            return time.perf_counter() + _POLL
+        paint = self._painter(view)
 
         if view is not None:
             view.update(self.progress)

@@ -249,8 +249,22 @@ def spend_table() -> dict:
     if not rows:
         text = "No calls yet this session: nothing spent." + _budget_note(0.0)
         return {"text/markdown": markdown_dollars(text), "text/plain": text}
-    table = ["| model | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
-    plain = [f"{'model':<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
+    table, plain, total = _spend_rows(rows, "model")
+    notes = ["Estimates from the model catalog's prices (USD per 1M tokens); answers from the local cache "
+             "are free and not counted."]
+    if total["unpriced"]:
+        count = total["unpriced"]
+        notes.append(f"{count} call{'s' * (count != 1)} had no usage or no known price and count $0 (marked +?).")
+    note = " ".join(notes) + _budget_note(total["usd"])
+    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{note}</sub>"),
+            "text/plain": "\n".join(plain + [note])}
+
+
+def _spend_rows(rows: list[dict], heading: str) -> tuple[list[str], list[str], dict]:
+    """The spend by model as Markdown table lines and plain-text lines, a total row last, and that total (`%aihubmix cost`,
+    for the session and for a day or month of the log)."""
+    table = [f"| {heading} | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
+    plain = [f"{heading:<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
     total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0, "unpriced": 0}
     for row in rows:
         for name in total:
@@ -264,14 +278,7 @@ def spend_table() -> dict:
     table.append(f"| **total** | {total['calls']:,} | {total['input_tokens']:,} | {total['output_tokens']:,} "
                  f"| **{usd}** |")
     plain.append(f"{'total':<32} {total['calls']:>6,} {total['input_tokens']:>10,} {total['output_tokens']:>10,}  {usd}")
-    notes = ["Estimates from the model catalog's prices (USD per 1M tokens); answers from the local cache "
-             "are free and not counted."]
-    if total["unpriced"]:
-        count = total["unpriced"]
-        notes.append(f"{count} call{'s' * (count != 1)} had no usage or no known price and count $0 (marked +?).")
-    note = " ".join(notes) + _budget_note(total["usd"])
-    return {"text/markdown": markdown_dollars("\n".join(table) + f"\n\n<sub>{note}</sub>"),
-            "text/plain": "\n".join(plain + [note])}
+    return table, plain, total
 
 
 def _usd_cell(row: dict) -> str:
@@ -408,21 +415,7 @@ def period_table(period: str) -> dict:
     if not rows:
         text = f"No logged calls {when}: nothing spent (the log: {log.path})."
         return {"text/markdown": markdown_dollars(text), "text/plain": text}
-    table = [f"| model ({when}) | calls | input tokens | output tokens | USD (estimate) |", "|---|--:|--:|--:|--:|"]
-    plain = [f"{'model (' + when + ')':<32} {'calls':>6} {'input':>10} {'output':>10}  USD (estimate)"]
-    total = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0, "unpriced": 0}
-    for row in rows:
-        for name in total:
-            total[name] += row[name]
-        usd = _usd_cell(row)
-        table.append(f"| `{row['model']}` | {row['calls']:,} | {row['input_tokens']:,} | {row['output_tokens']:,} "
-                     f"| {usd} |")
-        plain.append(f"{row['model']:<32} {row['calls']:>6,} {row['input_tokens']:>10,} {row['output_tokens']:>10,}"
-                     f"  {usd}")
-    usd = _usd_cell(total)
-    table.append(f"| **total** | {total['calls']:,} | {total['input_tokens']:,} | {total['output_tokens']:,} "
-                 f"| **{usd}** |")
-    plain.append(f"{'total':<32} {total['calls']:>6,} {total['input_tokens']:>10,} {total['output_tokens']:>10,}  {usd}")
+    table, plain, total = _spend_rows(rows, f"model ({when})")
     note = (f"From the log ({log.path}), every kernel that logged: cells, compare columns, fix and batch runs. "
             "Estimates from the model catalog's prices.")
     summary = period_summary()
